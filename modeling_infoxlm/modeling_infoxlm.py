@@ -1,0 +1,283 @@
+"""InfoXLM models: the XLM-R encoder and heads, plus the XLCO sentence vector and a masked-positions-only MLM head.
+
+The encoder is `transformers`' XLM-R implementation, reused as is, so parameter names (`roberta.*`, `lm_head.*`,
+`classifier.*`) are exactly XLM-R's: XLM-R and microsoft/infoxlm-* checkpoints load without renaming, and an InfoXLM
+model exports back to a plain `xlm-roberta` checkpoint by dropping the XLCO projection.
+"""
+
+import os
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import XLMRobertaConfig
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import MaskedLMOutput
+from transformers.models.xlm_roberta import modeling_xlm_roberta as xlmr
+
+from .configuration_infoxlm import InfoXLMConfig
+
+
+class InfoXLMPreTrainedModel(xlmr.XLMRobertaPreTrainedModel):
+    """Base class: InfoXLM config, XLM-R weight names (`base_model_prefix = "roberta"`) and initialisation."""
+
+    config_class = InfoXLMConfig
+    config: InfoXLMConfig
+
+    @classmethod
+    def from_pretrained(
+        cls, *args, ignore_mismatched_sizes: bool = False, output_loading_info: bool = False, **kwargs
+    ):
+        """`PreTrainedModel.from_pretrained`, but a checkpoint whose tensor shapes differ from the config raises a
+        `ValueError` that names each tensor and both shapes (transformers only logs them)."""
+        model, info = super().from_pretrained(*args, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs)
+        if info["mismatched_keys"] and not ignore_mismatched_sizes:
+            details = "; ".join(
+                f"{name}: checkpoint {tuple(saved)} vs model {tuple(expected)}"
+                for name, saved, expected in sorted(info["mismatched_keys"])
+            )
+            raise ValueError(
+                f"The checkpoint {args[0] if args else kwargs.get('pretrained_model_name_or_path')} does not match "
+                f"the config's shapes: {details}. Fix the config (or pass ignore_mismatched_sizes=True to "
+                "re-initialise those tensors)."
+            )
+        return (model, info) if output_loading_info else model
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, as_xlm_roberta: bool = False, **kwargs):
+        """
+        Saves the model (transformers v5 writes safetensors only). With `as_xlm_roberta=True` the directory instead holds a plain
+        `xlm-roberta` checkpoint (no custom code, no XLCO projection) that `transformers.AutoModel` loads directly,
+        the way microsoft/infoxlm-base is distributed.
+        """
+        if as_xlm_roberta:
+            return export_as_xlm_roberta(self, save_directory, *args, **kwargs)
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+class InfoXLMModel(xlmr.XLMRobertaModel, InfoXLMPreTrainedModel):
+    """
+    The bare InfoXLM encoder: identical to `XLMRobertaModel`, plus `hidden_states_at_layer`, which stops after a given
+    layer (the XLCO sentence vector needs only the layers up to `config.xlco_layer`).
+    """
+
+    config_class = InfoXLMConfig
+
+    def hidden_states_at_layer(
+        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None, layer: int
+    ) -> torch.Tensor:
+        """
+        Runs the embeddings and the first `layer` encoder layers only.
+
+        Args:
+            input_ids: `(batch, seq)` token ids.
+            attention_mask: `(batch, seq)`, 1 for tokens and 0 for padding, or `None`.
+            layer: 1-based index of the last layer to run (0 returns the embedding output).
+
+        Returns:
+            `(batch, seq, hidden)`: the output of layer `layer`, equal to `hidden_states[layer]` of a full forward.
+        """
+        if not 0 <= layer <= len(self.encoder.layer):
+            raise ValueError(f"layer={layer} is out of range for a {len(self.encoder.layer)}-layer encoder.")
+        hidden = self.embeddings(input_ids=input_ids)
+        mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        for block in self.encoder.layer[:layer]:
+            hidden = block(hidden, mask)
+        return hidden
+
+
+def masked_lm_logits_and_loss(
+    lm_head: nn.Module,
+    sequence_output: torch.Tensor,
+    labels: torch.LongTensor | None,
+    masked_tokens: torch.BoolTensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """
+    Applies the MLM head, either everywhere or only where `masked_tokens` is set (fairseq's `masked_tokens`): at a
+    250k vocabulary the full head is most of the forward cost, and only masked positions contribute to the loss.
+
+    Args:
+        sequence_output: `(batch, seq, hidden)`.
+        labels: `(batch, seq)` target ids, -100 where no loss is taken; or `None`.
+        masked_tokens: `(batch, seq)` booleans, or `None` for logits at every position.
+
+    Returns:
+        logits `(batch, seq, vocab)`, or `(num_masked, vocab)` in the order of `masked_tokens.nonzero()`; and the mean
+        cross-entropy over labelled positions (or `None` without labels).
+    """
+    if masked_tokens is not None:
+        logits = lm_head(sequence_output[masked_tokens])
+        targets = None if labels is None else labels[masked_tokens]
+    else:
+        logits = lm_head(sequence_output)
+        targets = labels
+    loss = None
+    if targets is not None:
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1).to(logits.device))
+    return logits, loss
+
+
+class InfoXLMForMaskedLM(InfoXLMPreTrainedModel):
+    """InfoXLM with XLM-R's MLM head; `masked_tokens` restricts the vocabulary projection to masked positions."""
+
+    _tied_weights_keys = {
+        "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
+        "lm_head.decoder.bias": "lm_head.bias",
+    }
+
+    def __init__(self, config: InfoXLMConfig):
+        super().__init__(config)
+        self.lm_head = xlmr.XLMRobertaLMHead(config)
+        self.roberta = InfoXLMModel(config, add_pooling_layer=False)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head.decoder = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        masked_tokens: torch.BoolTensor | None = None,
+        **kwargs,
+    ) -> MaskedLMOutput:
+        r"""
+        labels (`(batch, seq)`, *optional*): target ids at masked positions, -100 elsewhere.
+        masked_tokens (`(batch, seq)` bool, *optional*): compute logits only there; `logits` is then
+            `(num_masked, vocab)`. Pass `labels.ne(-100)` in training.
+        """
+        outputs = self.roberta(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        logits, loss = masked_lm_logits_and_loss(self.lm_head, outputs.last_hidden_state, labels, masked_tokens)
+        return MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class InfoXLMForPreTraining(InfoXLMForMaskedLM):
+    """
+    Encoder + MLM head + the shared bias-free XLCO projection. `forward` is the MLM/TLM pass; `sentence_vector` is the
+    XLCO query pass, which stops at `config.xlco_layer` (the layers above receive no XLCO gradient).
+    """
+
+    def __init__(self, config: InfoXLMConfig):
+        # Built here rather than through `InfoXLMForMaskedLM.__init__` so that weights are initialised once.
+        InfoXLMPreTrainedModel.__init__(self, config)
+        self.lm_head = xlmr.XLMRobertaLMHead(config)
+        self.roberta = InfoXLMModel(config, add_pooling_layer=False)
+        self.xlco_proj = (
+            nn.Linear(config.hidden_size, config.xlco_projection_size, bias=False)
+            if config.xlco_use_projection
+            else None
+        )
+        self.post_init()
+
+    def sentence_vector(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        The XLCO sentence vector: the `<s>` hidden state at layer `config.xlco_layer`, through the projection if any.
+
+        Args:
+            input_ids: `(batch, seq)`, each row starting with `<s>`.
+            attention_mask: `(batch, seq)` or `None`.
+
+        Returns:
+            `(batch, xlco_projection_size)` (or `(batch, hidden)` without projection); not normalised.
+        """
+        return xlco_sentence_vector(self.roberta, self.xlco_proj, input_ids, attention_mask, self.config.xlco_layer)
+
+
+def xlco_sentence_vector(
+    encoder: InfoXLMModel,
+    projection: nn.Linear | None,
+    input_ids: torch.LongTensor,
+    attention_mask: torch.Tensor | None,
+    layer: int,
+) -> torch.Tensor:
+    """`<s>` state of `layer` through `projection`; shared by the query model and the trainer's key encoder."""
+    cls_state = encoder.hidden_states_at_layer(input_ids, attention_mask, layer)[:, 0]
+    return cls_state if projection is None else projection(cls_state)
+
+
+class InfoXLMForSequenceClassification(xlmr.XLMRobertaForSequenceClassification, InfoXLMPreTrainedModel):
+    """XLM-R's sequence classification head (`<s>` → dense → tanh → out_proj) on the InfoXLM encoder."""
+
+    config_class = InfoXLMConfig
+
+
+class InfoXLMForTokenClassification(xlmr.XLMRobertaForTokenClassification, InfoXLMPreTrainedModel):
+    """XLM-R's token classification head (NER, POS: XTREME) on the InfoXLM encoder."""
+
+    config_class = InfoXLMConfig
+
+
+class InfoXLMForQuestionAnswering(xlmr.XLMRobertaForQuestionAnswering, InfoXLMPreTrainedModel):
+    """XLM-R's extractive QA head (MLQA, XQuAD: XTREME) on the InfoXLM encoder."""
+
+    config_class = InfoXLMConfig
+
+
+# InfoXLM class → the `transformers` class that holds the same weights under the same names.
+XLM_ROBERTA_EQUIVALENT = {
+    "InfoXLMModel": "XLMRobertaModel",
+    "InfoXLMForMaskedLM": "XLMRobertaForMaskedLM",
+    "InfoXLMForPreTraining": "XLMRobertaForMaskedLM",
+    "InfoXLMForSequenceClassification": "XLMRobertaForSequenceClassification",
+    "InfoXLMForTokenClassification": "XLMRobertaForTokenClassification",
+    "InfoXLMForQuestionAnswering": "XLMRobertaForQuestionAnswering",
+}
+
+
+def export_as_xlm_roberta(model: InfoXLMPreTrainedModel, save_directory: str | os.PathLike, **kwargs) -> None:
+    """
+    Writes `model` as a plain `xlm-roberta` checkpoint (config without XLCO fields or `auto_map`, safetensors
+    weights without the XLCO projection), loadable by `transformers.AutoModel*` with no custom code.
+    Every other weight must be taken by the XLM-R class; a leftover or missing one raises instead of being dropped.
+    """
+    target_class = getattr(xlmr, XLM_ROBERTA_EQUIVALENT[type(model).__name__])
+    fields = model.config.to_dict()
+    for key in ("model_type", "auto_map", "architectures", "transformers_version"):
+        fields.pop(key, None)
+    fields = {key: value for key, value in fields.items() if not key.startswith("xlco_")}
+    config = XLMRobertaConfig(**fields)
+    config.architectures = [target_class.__name__]
+
+    state = {name: tensor for name, tensor in model.state_dict().items() if not name.startswith("xlco_proj.")}
+    with torch.device("meta"):
+        exported = target_class(config)
+    missing, unexpected = exported.load_state_dict(state, strict=False, assign=True)
+    # Tied decoder weights are rebuilt by `tie_weights`; anything else left over is a real mismatch.
+    missing = [name for name in missing if name not in target_class._tied_weights_keys or {}]
+    if missing or unexpected:
+        raise ValueError(
+            f"Cannot export {type(model).__name__} as {target_class.__name__}: "
+            f"missing {sorted(missing)}, unexpected {sorted(unexpected)}."
+        )
+    exported.tie_weights()
+    exported.save_pretrained(save_directory, **kwargs)
+
+
+__all__ = [
+    "InfoXLMPreTrainedModel",
+    "InfoXLMModel",
+    "InfoXLMForMaskedLM",
+    "InfoXLMForPreTraining",
+    "InfoXLMForSequenceClassification",
+    "InfoXLMForTokenClassification",
+    "InfoXLMForQuestionAnswering",
+    "export_as_xlm_roberta",
+    "masked_lm_logits_and_loss",
+    "xlco_sentence_vector",
+]
