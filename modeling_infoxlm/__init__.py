@@ -14,6 +14,7 @@ from .configuration_infoxlm import InfoXLMConfig
 from .modeling_infoxlm import (
     InfoXLMForMaskedLM,
     InfoXLMForPreTraining,
+    InfoXLMForPreTrainingOutput,
     InfoXLMForQuestionAnswering,
     InfoXLMForSequenceClassification,
     InfoXLMForTokenClassification,
@@ -46,6 +47,7 @@ __all__ = [
     "InfoXLMModel",
     "InfoXLMForMaskedLM",
     "InfoXLMForPreTraining",
+    "InfoXLMForPreTrainingOutput",
     "InfoXLMForSequenceClassification",
     "InfoXLMForTokenClassification",
     "InfoXLMForQuestionAnswering",

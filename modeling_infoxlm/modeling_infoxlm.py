@@ -6,13 +6,14 @@ model exports back to a plain `xlm-roberta` checkpoint by dropping the XLCO proj
 """
 
 import os
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import XLMRobertaConfig
 from transformers.masking_utils import create_bidirectional_mask
-from transformers.modeling_outputs import MaskedLMOutput
+from transformers.modeling_outputs import MaskedLMOutput, ModelOutput
 from transformers.models.xlm_roberta import modeling_xlm_roberta as xlmr
 
 from .configuration_infoxlm import InfoXLMConfig
@@ -167,10 +168,33 @@ class InfoXLMForMaskedLM(InfoXLMPreTrainedModel):
         )
 
 
+@dataclass
+class InfoXLMForPreTrainingOutput(ModelOutput):
+    """
+    Output of one pretraining forward over up to three batches.
+
+    loss: `mlm_loss + tlm_loss` (unweighted; the trainer applies the objectives' weights and adds the XLCO loss).
+    mlm_loss / tlm_loss: mean cross-entropy over the masked positions of the MLM / TLM batch.
+    logits: MLM logits, `(num_masked, vocab)` when `masked_tokens` was given, else `(batch, seq, vocab)`.
+    sentence_vectors: `(xlco_batch, xlco_projection_size)` XLCO query vectors of `xlco_input_ids`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    mlm_loss: torch.FloatTensor | None = None
+    tlm_loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    sentence_vectors: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
 class InfoXLMForPreTraining(InfoXLMForMaskedLM):
     """
-    Encoder + MLM head + the shared bias-free XLCO projection. `forward` is the MLM/TLM pass; `sentence_vector` is the
-    XLCO query pass, which stops at `config.xlco_layer` (the layers above receive no XLCO gradient).
+    Encoder + MLM head + the shared bias-free XLCO projection.
+
+    `forward` takes the MLM batch (`input_ids`, ...), the TLM batch (`tlm_*`) and the XLCO query batch (`xlco_*`),
+    any subset, in one call: under DistributedDataParallel one training step must be one forward of the wrapped model.
+    The XLCO pass stops at `config.xlco_layer` (the layers above it would receive no XLCO gradient).
     """
 
     def __init__(self, config: InfoXLMConfig):
@@ -184,6 +208,43 @@ class InfoXLMForPreTraining(InfoXLMForMaskedLM):
             else None
         )
         self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        masked_tokens: torch.BoolTensor | None = None,
+        tlm_input_ids: torch.LongTensor | None = None,
+        tlm_attention_mask: torch.Tensor | None = None,
+        tlm_labels: torch.LongTensor | None = None,
+        xlco_input_ids: torch.LongTensor | None = None,
+        xlco_attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> InfoXLMForPreTrainingOutput:
+        r"""
+        input_ids, attention_mask, labels, masked_tokens: the MLM batch, `(batch, seq)` each, as in
+            [`InfoXLMForMaskedLM`].
+        tlm_input_ids, tlm_attention_mask, tlm_labels: the TLM batch, `(tlm_batch, tlm_seq)`; logits are computed at
+            its labelled positions only.
+        xlco_input_ids, xlco_attention_mask: the XLCO query batch, `(xlco_batch, xlco_seq)`.
+        """
+        output = InfoXLMForPreTrainingOutput()
+        if input_ids is not None or kwargs.get("inputs_embeds") is not None:
+            mlm = super().forward(
+                input_ids, attention_mask=attention_mask, labels=labels, masked_tokens=masked_tokens, **kwargs
+            )
+            output.mlm_loss, output.logits = mlm.loss, mlm.logits
+            output.hidden_states, output.attentions = mlm.hidden_states, mlm.attentions
+        if tlm_input_ids is not None:
+            hidden = self.roberta(tlm_input_ids, attention_mask=tlm_attention_mask).last_hidden_state
+            masked = tlm_labels.ne(-100) if tlm_labels is not None else None
+            _, output.tlm_loss = masked_lm_logits_and_loss(self.lm_head, hidden, tlm_labels, masked)
+        if xlco_input_ids is not None:
+            output.sentence_vectors = self.sentence_vector(xlco_input_ids, xlco_attention_mask)
+        losses = [loss for loss in (output.mlm_loss, output.tlm_loss) if loss is not None]
+        output.loss = sum(losses) if losses else None
+        return output
 
     def sentence_vector(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """
@@ -274,6 +335,7 @@ __all__ = [
     "InfoXLMModel",
     "InfoXLMForMaskedLM",
     "InfoXLMForPreTraining",
+    "InfoXLMForPreTrainingOutput",
     "InfoXLMForSequenceClassification",
     "InfoXLMForTokenClassification",
     "InfoXLMForQuestionAnswering",

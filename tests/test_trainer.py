@@ -1,0 +1,230 @@
+"""InfoXLMTrainer: one step over three objectives, EMA and queue after updates, NaN skip, checkpoints, exact resume."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from pretraining_stream import tiny_infoxlm, tiny_trainer
+from safetensors.torch import load_file
+from transformers import AutoModel, TrainerCallback
+
+from trainer import CheckpointError
+
+
+def snapshot(trainer) -> dict[str, torch.Tensor]:
+    state = {f"query.{k}": v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    state.update({f"key.{k}": v.detach().clone() for k, v in trainer.key_encoder.named_parameters()})
+    state["queue"] = trainer.queue.keys.clone()
+    return state
+
+
+def assert_same(a: dict, b: dict, atol: float = 1e-6):
+    assert a.keys() == b.keys()
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert worst <= atol, worst
+
+
+def test_training_logs_every_objective_and_fills_the_queue(tmp_path, tiny_tokenizer):
+    trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=3)
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs) == 3
+    for name in ("mlm_loss", "tlm_loss", "xlco_loss", "xlco_accuracy", "momentum", "queue_fill", "tokens_per_second"):
+        assert all(name in entry for entry in logs), name
+    assert logs[0]["momentum"] == 0.9999
+    # 3 updates of 4 keys into a queue of 16, written in order from slot 0.
+    assert (trainer.queue.filled, trainer.queue.pointer) == (12, 12)
+    assert [entry["queue_fill"] for entry in logs] == [0.25, 0.5, 0.75]
+
+
+def test_momentum_zero_makes_keys_follow_queries_and_one_freezes_them(tmp_path, tiny_tokenizer):
+    follow = tiny_trainer(tiny_tokenizer, tmp_path / "a", max_steps=2, xlco_momentum="constant,0")
+    follow.train()
+    query = dict(follow.model.named_parameters(remove_duplicate=False))
+    for name, key in follow.key_encoder.named_parameters():
+        assert torch.equal(key, query[name]), name
+
+    frozen = tiny_trainer(tiny_tokenizer, tmp_path / "b", max_steps=2, xlco_momentum="constant,1")
+    initial = {name: p.clone() for name, p in frozen.key_encoder.named_parameters()}
+    frozen.train()
+    query = dict(frozen.model.named_parameters(remove_duplicate=False))
+    for name, key in frozen.key_encoder.named_parameters():
+        assert torch.equal(key, initial[name]) and not torch.equal(key, query[name]), name
+
+
+def test_prefill_fills_the_queue_before_the_first_update(tmp_path, tiny_tokenizer):
+    trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=1, xlco_queue_fill="prefill")
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert "xlco_loss" in logs[0]  # the queue was full at step 1
+    assert trainer.queue.filled == 16 and trainer.queue.pointer == 4  # 16 prefilled, then 4 from the update
+
+
+def test_prefill_mode_holds_the_loss_until_the_queue_is_full(tmp_path, tiny_tokenizer):
+    trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=1, xlco_queue_fill="prefill")
+    assert not trainer.xlco_active(1)
+    trainer.queue.enqueue(torch.zeros(16, trainer.queue.keys.shape[1]))
+    assert trainer.xlco_active(1)
+
+
+def test_xlco_enable_step_holds_loss_and_ema_then_syncs(tmp_path, tiny_tokenizer):
+    trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=3, xlco_enable_step=2, xlco_momentum="constant,1")
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert ["xlco_loss" in entry for entry in logs] == [False, False, True]
+    assert trainer.queue.filled == 12  # keys were enqueued while the loss was held off
+    # Momentum 1 after the enable step: the keys stay at the query weights of update 2 (synced with momentum 0).
+    query_after_3 = dict(trainer.model.named_parameters(remove_duplicate=False))
+    assert any(not torch.equal(k, query_after_3[n]) for n, k in trainer.key_encoder.named_parameters())
+
+
+class Snapshots(TrainerCallback):
+    def __init__(self, trainer):
+        self.trainer, self.after = trainer, {}
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.after[state.global_step] = snapshot(self.trainer)
+
+
+def test_non_finite_loss_skips_the_update_and_leaves_xlco_state_alone(tmp_path, tiny_tokenizer, caplog):
+    trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=3)
+    snapshots = Snapshots(trainer)
+    trainer.add_callback(snapshots)
+    calls = {"n": 0}
+
+    def poison_second_step(module, inputs, output):
+        calls["n"] += 1
+        return output * float("nan") if calls["n"] == 3 else output  # MLM pass of update 2
+
+    trainer.model.lm_head.register_forward_hook(poison_second_step)
+    with caplog.at_level(logging.WARNING, logger="trainer.infoxlm_trainer"):
+        trainer.train()
+    assert "Non-finite loss at update 2" in caplog.text
+    assert_same(snapshots.after[1], snapshots.after[2], atol=0.0)
+    assert trainer.queue.filled == 8  # updates 1 and 3 only
+    changed = max((snapshots.after[3][k] - snapshots.after[2][k]).abs().max().item() for k in snapshots.after[3])
+    assert changed > 0 and all(torch.isfinite(v).all() for v in snapshots.after[3].values())
+
+
+def test_checkpoint_holds_xlco_state_and_exported_model_does_not(tmp_path, tiny_tokenizer):
+    trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=2, save_strategy="steps", save_steps=2)
+    trainer.train()
+    checkpoint = tmp_path / "checkpoint-2"
+    state = load_file(checkpoint / "xlco_state.safetensors")
+    meta = json.loads((checkpoint / "xlco_state.json").read_text())
+    assert torch.equal(state["queue"], trainer.queue.keys)
+    assert meta["queue_pointer"] == trainer.queue.pointer == 8 and meta["queue_filled"] == 8
+    assert set(state) == {"queue"} | {f"key_encoder.{n}" for n, _ in trainer.key_encoder.named_parameters()}
+
+    trainer.save_model(tmp_path / "export")
+    exported = load_file(tmp_path / "export" / "model.safetensors")
+    assert not any(name.startswith(("key_encoder", "queue")) for name in exported)
+    assert not (tmp_path / "export" / "xlco_state.safetensors").exists()
+    assert type(AutoModel.from_pretrained(tmp_path / "export")).__name__ == "InfoXLMModel"
+
+
+class StopAfter(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_save = True
+            control.should_training_stop = True
+
+
+def test_exact_resume_matches_uninterrupted_training(tmp_path, tiny_tokenizer):
+    straight = tiny_trainer(tiny_tokenizer, tmp_path / "straight", max_steps=6, xlco_queue_fill="prefill")
+    straight.train()
+
+    first = tiny_trainer(
+        tiny_tokenizer,
+        tmp_path / "resumed",
+        max_steps=6,
+        xlco_queue_fill="prefill",
+        save_strategy="steps",
+        save_steps=3,
+    )
+    first.add_callback(StopAfter(3))  # interrupted after 3 of the 6 scheduled updates
+    first.train()
+    # A fresh process-like trainer (new model init, new queue) restores everything from checkpoint-3.
+    resumed = tiny_trainer(
+        tiny_tokenizer,
+        tmp_path / "resumed",
+        max_steps=6,
+        xlco_queue_fill="prefill",
+        model=tiny_infoxlm(len(tiny_tokenizer), seed=123),
+    )
+    resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-3"))
+    assert_same(snapshot(straight), snapshot(resumed), atol=1e-6)
+
+
+def test_corrupt_or_mismatched_checkpoint_errors_and_changes_nothing(tmp_path, tiny_tokenizer):
+    trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=1, save_strategy="steps", save_steps=1)
+    trainer.train()
+    checkpoint = tmp_path / "checkpoint-1"
+
+    def listing():
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
+
+    weights = checkpoint / "xlco_state.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original[: len(original) // 2])
+    before = listing()
+    fresh = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=2)
+    with pytest.raises(CheckpointError, match="xlco_state.safetensors"):
+        fresh.train(resume_from_checkpoint=str(checkpoint))
+    assert listing() == before
+
+    weights.write_bytes(original)
+    bigger_queue = tiny_infoxlm(len(tiny_tokenizer), xlco_queue_size=32)
+    mismatched = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=2, model=bigger_queue)
+    before = listing()
+    with pytest.raises(CheckpointError, match="queue has shape"):
+        mismatched.train(resume_from_checkpoint=str(checkpoint))
+    assert listing() == before
+
+    (checkpoint / "xlco_state.json").unlink()
+    with pytest.raises(CheckpointError, match="xlco_state.json is missing"):
+        tiny_trainer(tiny_tokenizer, tmp_path, max_steps=2).train(resume_from_checkpoint=str(checkpoint))
+
+
+def test_objectives_can_be_switched_off(tmp_path, tiny_tokenizer):
+    trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=2, objectives="mlm,tlm")
+    assert trainer.key_encoder is None and trainer.queue is None
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert all("tlm_loss" in e and "xlco_loss" not in e for e in logs)
+    with pytest.raises(ValueError, match="objectives"):
+        tiny_trainer(tiny_tokenizer, tmp_path, objectives="mlm,nsp")
+
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+
+
+@pytest.mark.slow
+def test_two_processes_hold_identical_key_encoders_and_queues(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    result = subprocess.run(
+        [*command, str(WORKER), str(tmp_path)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for name in rank0:
+        if not name.startswith("local_keys"):
+            assert torch.equal(rank0[name], rank1[name]), name
+    # Each rank's keys of the last update are in the (shared) queue: the queue holds keys from both ranks.
+    queue = rank0["queue"]
+    for local in (rank0["local_keys"], rank1["local_keys"]):
+        assert not torch.equal(rank0["local_keys"], rank1["local_keys"])
+        for row in local:
+            assert (queue == row).all(dim=1).any()
+    meta = json.loads((tmp_path / "rank0.json").read_text())
+    assert meta["world_size"] == 2 and meta["filled"] == 3 * 4 * 2

@@ -1,0 +1,155 @@
+"""XLCO pieces against hand computations: loss, queue ring buffer, momentum schedules, key encoder EMA."""
+
+import math
+
+import pytest
+import torch
+
+from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
+from trainer.key_encoder import KeyEncoder
+from trainer.momentum import MomentumSchedule
+from trainer.negative_queue import NegativeQueue
+from trainer.xlco_loss import xlco_loss
+
+
+def hand_xlco_loss(q, k, queue, tau, valid=None):
+    """Per-row InfoNCE written out with Python floats: -log(exp(q·k⁺/τ) / Σ exp(q·x/τ)), averaged."""
+    losses, correct = [], 0
+    for i in range(q.shape[0]):
+        pos = sum(float(a) * float(b) for a, b in zip(q[i], k[i])) / tau
+        negs = [
+            sum(float(a) * float(b) for a, b in zip(q[i], queue[j])) / tau
+            for j in range(queue.shape[0])
+            if valid is None or valid[j]
+        ]
+        top = max([pos] + negs)
+        denominator = sum(math.exp(x - top) for x in [pos] + negs)
+        losses.append(-(pos - top - math.log(denominator)))
+        correct += all(pos > n for n in negs)
+    return sum(losses) / len(losses), correct / q.shape[0]
+
+
+def test_xlco_loss_equals_hand_computation():
+    generator = torch.Generator().manual_seed(0)
+    q, k, queue = (torch.randn(n, 5, generator=generator, dtype=torch.float64) for n in (4, 4, 7))
+    k[0] = q[0] * 3  # make one positive clearly win
+    loss, accuracy = xlco_loss(q, k, queue, temperature=0.25)
+    expected_loss, expected_accuracy = hand_xlco_loss(q, k, queue, 0.25)
+    assert loss.item() == pytest.approx(expected_loss, rel=1e-6)
+    assert accuracy.item() == pytest.approx(expected_accuracy)
+    assert 0 < expected_accuracy < 1  # the example is not degenerate
+
+
+def test_xlco_loss_masks_unfilled_slots_and_cosine_option():
+    generator = torch.Generator().manual_seed(1)
+    q, k, queue = (torch.randn(n, 3, generator=generator, dtype=torch.float64) for n in (3, 3, 6))
+    valid = torch.tensor([True, True, False, True, False, False])
+    loss, _ = xlco_loss(q, k, queue, 0.5, negatives_mask=valid)
+    assert loss.item() == pytest.approx(hand_xlco_loss(q, k, queue, 0.5, valid)[0], rel=1e-6)
+    unit = [x / x.norm(dim=-1, keepdim=True) for x in (q, k, queue)]
+    cosine, _ = xlco_loss(q, k, queue, 0.5, normalize=True)
+    assert cosine.item() == pytest.approx(hand_xlco_loss(*unit, 0.5)[0], rel=1e-6)
+
+
+def test_xlco_loss_gradient_flows_to_queries_only():
+    q = torch.randn(2, 4, requires_grad=True)
+    k, queue = torch.randn(2, 4), torch.randn(5, 4)
+    xlco_loss(q, k, queue, 0.25)[0].backward()
+    assert q.grad is not None and q.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("batch", [2, 3, 5, 8])  # 8 divides the queue of 8; 3 and 5 do not
+def test_queue_ring_buffer_matches_a_python_list_model(batch):
+    size = 8
+    queue = NegativeQueue(size, 2, generator=torch.Generator().manual_seed(0))
+    slots = [None] * size
+    pointer = filled = 0
+    for step in range(7):
+        keys = torch.arange(batch * 2, dtype=torch.float32).reshape(batch, 2) + 100 * step
+        queue.enqueue(keys)
+        for row in keys[-size:]:
+            slots[pointer] = row.tolist()
+            pointer = (pointer + 1) % size
+        filled = min(filled + batch, size)
+        assert queue.pointer == pointer and queue.filled == filled
+        for index, expected in enumerate(slots):
+            if expected is not None:
+                assert queue.keys[index].tolist() == expected, (step, index)
+        mask = queue.valid_mask()
+        assert (mask is None) == (filled == size)
+        if mask is not None:
+            assert mask.sum().item() == filled
+
+
+def test_queue_is_initialised_with_random_normal_values():
+    queue = NegativeQueue(4096, 8, generator=torch.Generator().manual_seed(0))
+    assert abs(queue.keys.mean().item()) < 0.05 and abs(queue.keys.std().item() - 1) < 0.05
+    assert queue.filled == 0 and not queue.is_full
+
+
+def test_momentum_schedules():
+    assert MomentumSchedule.parse("constant,0.9999")(1) == 0.9999
+    refresh = MomentumSchedule.parse("constant_with_refresh,0.99,3")
+    assert [refresh(s) for s in (1, 2, 3, 4, 6)] == [0.99, 0.99, 0.0, 0.99, 0.0]
+    linear = MomentumSchedule.parse("linear,10,20,0.9,0.99")
+    assert linear(5) == 0.9 and linear(15) == pytest.approx(0.945) and linear(25) == 0.99
+    exponential = MomentumSchedule.parse("exponential,0.5,0.5,0.999")
+    assert exponential(1) == 0.5  # 1 - 1 = 0, clipped up
+    assert exponential(100) == pytest.approx(0.9)
+    assert exponential(10**8) == 0.999  # clipped down
+    for bad in ("cosine,0.9", "constant", "constant,abc", "linear,5,5,0.9,0.99", "constant,1.5"):
+        with pytest.raises(ValueError, match="xlco_momentum"):
+            MomentumSchedule.parse(bad)
+
+
+def tiny_model(**overrides) -> InfoXLMForPreTraining:
+    torch.manual_seed(0)
+    config = InfoXLMConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=40,
+        xlco_layer=2,
+        **overrides,
+    )
+    return InfoXLMForPreTraining(config)
+
+
+def test_key_encoder_holds_only_what_xlco_needs_and_matches_query_vectors():
+    model = tiny_model().eval()
+    keys = KeyEncoder(model)
+    names = {name for name, _ in keys.named_parameters()}
+    assert all(
+        name.startswith(("roberta.embeddings.", "roberta.encoder.layer.0.", "roberta.encoder.layer.1."))
+        or name == "xlco_proj.weight"
+        for name in names
+    )
+    assert "xlco_proj.weight" in names and not any("lm_head" in n or "layer.2." in n for n in names)
+    assert all(not p.requires_grad and p.dtype == torch.float32 for p in keys.parameters())
+    ids = torch.tensor([[0, 5, 6, 7, 2], [0, 8, 2, 1, 1]])
+    mask = ids.ne(1).long()
+    with torch.no_grad():
+        assert torch.equal(keys(ids, mask), model.sentence_vector(ids, mask))
+    # A copy, not a view: changing the query model leaves the keys alone.
+    with torch.no_grad():
+        model.xlco_proj.weight.add_(1.0)
+    assert not torch.equal(keys.xlco_proj.weight, model.xlco_proj.weight)
+
+
+def test_key_encoder_ema_matches_per_tensor_loop():
+    model = tiny_model()
+    keys = KeyEncoder(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    before = {name: p.clone() for name, p in keys.named_parameters()}
+    query = dict(model.named_parameters(remove_duplicate=False))
+    keys.update(model, momentum=0.9)
+    for name, p in keys.named_parameters():
+        expected = 0.9 * before[name] + 0.1 * query[name].detach()
+        torch.testing.assert_close(p, expected, rtol=1e-6, atol=1e-6)
+    keys.copy_from(model)
+    for name, p in keys.named_parameters():
+        assert torch.equal(p, query[name].detach())

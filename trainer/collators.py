@@ -1,0 +1,125 @@
+"""Batching pretraining examples into model-ready tensors: dynamic padding and MLM/TLM masking."""
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def pad_sequences(
+    sequences: Sequence[Sequence[int]], pad_id: int, pad_to_multiple_of: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest sequence (rounded up to a multiple of `pad_to_multiple_of`).
+
+    Returns input_ids (B, T) and attention_mask (B, T), both int64; the mask is 1 on real tokens.
+    """
+    lengths = [len(s) for s in sequences]
+    width = max(lengths, default=0)
+    if pad_to_multiple_of:
+        width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+    input_ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    for row, (ids, n) in enumerate(zip(sequences, lengths)):
+        input_ids[row, :n] = ids
+    attention_mask = np.arange(width)[None, :] < np.array(lengths, dtype=np.int64)[:, None]
+    return torch.from_numpy(input_ids), torch.from_numpy(attention_mask.astype(np.int64))
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    special_ids: torch.Tensor,
+    mask_id: int,
+    random_ids: torch.Tensor,
+    mlm_probability: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking: select each non-special token with probability `mlm_probability`; of the selected tokens
+    80% become <mask>, 10% a random token, 10% stay unchanged.
+
+    input_ids: (B, T) int64, not modified. special_ids: (S,) ids never selected (specials incl. <pad>).
+    random_ids: (V',) the ids a random replacement is drawn from (the vocabulary minus special tokens).
+    Returns (masked input_ids (B, T), labels (B, T)): labels hold the original id at selected positions, -100
+    elsewhere.
+    """
+    selectable = ~torch.isin(input_ids, special_ids)
+    probabilities = torch.full(input_ids.shape, mlm_probability) * selectable
+    selected = torch.bernoulli(probabilities, generator=generator).bool()
+    labels = torch.where(selected, input_ids, torch.full_like(input_ids, -100))
+
+    masked = input_ids.clone()
+    to_mask = torch.bernoulli(torch.full(input_ids.shape, 0.8), generator=generator).bool() & selected
+    masked[to_mask] = mask_id
+    # Half of the remaining 20% get a random token, the other half stay as they are.
+    to_randomize = torch.bernoulli(torch.full(input_ids.shape, 0.5), generator=generator).bool() & selected & ~to_mask
+    picks = torch.randint(len(random_ids), input_ids.shape, generator=generator)
+    masked[to_randomize] = random_ids[picks[to_randomize]]
+    return masked, labels
+
+
+class InfoXLMDataCollator:
+    """Collates combined pretraining examples (one per item of `build_pretraining_dataset`) into tensors.
+
+    Input: a list of dicts with any of the keys
+        "mlm":  {"input_ids": list[int]}
+        "tlm":  {"input_ids": list[int]}
+        "xlco": {"query_input_ids": list[int], "key_input_ids": list[int]}
+    Output (LongTensors, only for the keys present; B = len(examples), T = longest in the batch):
+        "mlm", "tlm": {"input_ids" (B, T), "attention_mask" (B, T), "labels" (B, T)}  (masked as in mask_tokens)
+        "xlco": {"query_input_ids" (B, Tq), "query_attention_mask" (B, Tq),
+                 "key_input_ids" (B, Tk), "key_attention_mask" (B, Tk)}  (not masked)
+
+    Masking draws from torch's global RNG (which the Trainer seeds and checkpoints), or from `generator`.
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        mlm_probability: float = 0.15,
+        pad_to_multiple_of: int | None = None,
+        generator: torch.Generator | None = None,
+    ):
+        if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer needs a mask token and a pad token for MLM/TLM masking.")
+        if not 0.0 < mlm_probability < 1.0:
+            raise ValueError(f"mlm_probability must be between 0 and 1, got {mlm_probability}.")
+        self.tokenizer = tokenizer
+        self.mlm_probability = mlm_probability
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.generator = generator
+        self.pad_id = tokenizer.pad_token_id
+        self.mask_id = tokenizer.mask_token_id
+        special = sorted(set(tokenizer.all_special_ids) | {self.pad_id})
+        self.special_ids = torch.tensor(special, dtype=torch.long)
+        vocab = torch.arange(len(tokenizer))
+        self.random_ids = vocab[~torch.isin(vocab, self.special_ids)]
+
+    def _masked(self, sequences: list[list[int]]) -> dict[str, torch.Tensor]:
+        input_ids, attention_mask = pad_sequences(sequences, self.pad_id, self.pad_to_multiple_of)
+        input_ids, labels = mask_tokens(
+            input_ids, self.special_ids, self.mask_id, self.random_ids, self.mlm_probability, self.generator
+        )
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+    def __call__(self, examples: list[dict]) -> dict[str, dict[str, torch.Tensor]]:
+        if not examples:
+            raise ValueError("cannot collate an empty list of examples")
+        objectives = set(examples[0])
+        if any(set(example) != objectives for example in examples):
+            raise ValueError(f"all examples of a batch need the same objectives, got {[sorted(e) for e in examples]}")
+        batch = {}
+        for objective in ("mlm", "tlm"):
+            if objective in objectives:
+                batch[objective] = self._masked([example[objective]["input_ids"] for example in examples])
+        if "xlco" in objectives:
+            xlco = {}
+            for side in ("query", "key"):
+                ids, mask = pad_sequences(
+                    [example["xlco"][f"{side}_input_ids"] for example in examples],
+                    self.pad_id,
+                    self.pad_to_multiple_of,
+                )
+                xlco[f"{side}_input_ids"], xlco[f"{side}_attention_mask"] = ids, mask
+            batch["xlco"] = xlco
+        unknown = objectives - {"mlm", "tlm", "xlco"}
+        if unknown:
+            raise ValueError(f"unknown objectives {sorted(unknown)}; expected 'mlm', 'tlm' and/or 'xlco'.")
+        return batch

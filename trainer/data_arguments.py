@@ -1,0 +1,143 @@
+"""Command-line options of the pretraining data pipeline (parsed with `transformers.HfArgumentParser`)."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DataArguments:
+    """Where the MLM / TLM / XLCO pretraining data comes from and how it is turned into examples.
+
+    Local files and 🤗 datasets can be combined; sentences of the same language (or pairs of the same language
+    pair) are pooled before language sampling.
+    """
+
+    mono_data: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Monolingual text for MLM: files, directories or globs. One sentence (or document line) per line, "
+            "one file per language, named <lang>.txt or <name>.<lang>.txt (optionally .gz), e.g. en.txt."
+        },
+    )
+    parallel_data: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Parallel text for TLM and XLCO: files, directories or globs. Line-aligned pairs "
+            "<name>.<l1>-<l2>.<l1> + <name>.<l1>-<l2>.<l2> (Moses/OPUS layout), <name>.<l1>-<l2>.tsv (two "
+            'tab-separated columns), or .jsonl rows {"translation": {"<l1>": ..., "<l2>": ...}}.'
+        },
+    )
+    mono_dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A 🤗 dataset (Hub name, local loading script/data dir, or a save_to_disk folder) with a text "
+            "column, used for MLM. Each --dataset_config_name is loaded as one language."
+        },
+    )
+    parallel_dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A 🤗 dataset with a `translation` column ({l1: text, l2: text}), used for TLM and XLCO. "
+            "Each --dataset_config_name (e.g. de-en) is loaded as one language pair."
+        },
+    )
+    dataset_config_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Configuration(s) of the 🤗 dataset(s), comma separated (e.g. 'en,fr,sw'); each one is loaded "
+            "separately and named after its config in the summary and the language sampling."
+        },
+    )
+    dataset_split: str = field(default="train", metadata={"help": "Split of the 🤗 dataset(s) to train on."})
+    text_column_name: str | None = field(
+        default=None,
+        metadata={"help": "Text column of --mono_dataset_name (default: 'text', or the only string column)."},
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Read and tokenize the data on the fly instead of tokenizing it once into the datasets cache. "
+            "Memory stays flat whatever the corpus size; use it for corpora that do not fit on disk twice."
+        },
+    )
+    max_seq_length: int = field(
+        default=512,
+        metadata={"help": "Length of MLM blocks and the longest TLM pair / XLCO side, special tokens included."},
+    )
+    mlm_probability: float = field(
+        default=0.15, metadata={"help": "Share of (non-special) tokens selected for masking in MLM and TLM."}
+    )
+    language_sampling_alpha: float = field(
+        default=0.3,
+        metadata={
+            "help": "Language sampling exponent: p_i ∝ n_i^alpha (n_i = sentences or pairs of language i). "
+            "1 samples in proportion to size, 0 uniformly; XLM-R uses 0.3 to up-sample low-resource languages."
+        },
+    )
+    xlco_mixup: bool = field(
+        default=True,
+        metadata={
+            "help": "Mixup contrast for XLCO: each side concatenates two sentences in random order "
+            "(turn off with --no_xlco_mixup for one sentence per side)."
+        },
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes used to tokenize map-style data (datasets.map num_proc)."}
+    )
+    parallel_heldout_every: int = field(
+        default=0,
+        metadata={
+            "help": "Hold out parallel line i when i % N == 0 (0 = off). N=5 keeps the Tatoeba eval split out of "
+            "training; the held-out pairs are used for retrieval evaluation."
+        },
+    )
+    pad_to_multiple_of: int | None = field(
+        default=None, metadata={"help": "Pad each batch to a multiple of this length (8 helps tensor cores)."}
+    )
+    data_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where tokenized map-style data is cached (default: the 🤗 datasets cache)."},
+    )
+    shuffle_buffer_size: int = field(
+        default=100,
+        metadata={
+            "help": "With --streaming, examples of each language are shuffled within a buffer of this many "
+            "examples (0 = read in file order). Map-style data is fully reshuffled every pass."
+        },
+    )
+
+    def __post_init__(self):
+        # HfArgumentParser gives lists; a programmatic caller may pass a single path.
+        if isinstance(self.mono_data, str):
+            self.mono_data = [self.mono_data]
+        if isinstance(self.parallel_data, str):
+            self.parallel_data = [self.parallel_data]
+        if self.max_seq_length < 8:
+            raise ValueError(
+                f"--max_seq_length must be at least 8 (a TLM pair needs 4 special tokens), got {self.max_seq_length}."
+            )
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise ValueError(f"--mlm_probability must be between 0 and 1 (exclusive), got {self.mlm_probability}.")
+        if not 0.0 <= self.language_sampling_alpha <= 1.0:
+            raise ValueError(
+                f"--language_sampling_alpha must be in [0, 1] (XLM-R uses 0.3), got {self.language_sampling_alpha}."
+            )
+        if self.parallel_heldout_every < 0 or self.parallel_heldout_every == 1:
+            raise ValueError(
+                "--parallel_heldout_every must be 0 (off) or at least 2 (1 would hold out every pair), "
+                f"got {self.parallel_heldout_every}."
+            )
+        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
+            raise ValueError(f"--pad_to_multiple_of must be a positive integer, got {self.pad_to_multiple_of}.")
+        if self.preprocessing_num_workers is not None and self.preprocessing_num_workers < 1:
+            raise ValueError(
+                f"--preprocessing_num_workers must be a positive integer, got {self.preprocessing_num_workers}."
+            )
+        if self.shuffle_buffer_size < 0:
+            raise ValueError(f"--shuffle_buffer_size must be 0 or more, got {self.shuffle_buffer_size}.")
+
+    @property
+    def dataset_config_names(self) -> list[str | None]:
+        """--dataset_config_name split on commas; [None] when not given."""
+        if not self.dataset_config_name:
+            return [None]
+        return [name.strip() for name in self.dataset_config_name.split(",") if name.strip()]
