@@ -153,3 +153,34 @@ def test_key_encoder_ema_matches_per_tensor_loop():
     keys.copy_from(model)
     for name, p in keys.named_parameters():
         assert torch.equal(p, query[name].detach())
+
+
+def test_retrieval_accuracy_counts_nearest_neighbours_by_cosine_both_ways():
+    from trainer.retrieval import evaluate_retrieval, retrieval_accuracy
+
+    source = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    # Target row 2 points almost along source row 0: nearest by angle, whatever the lengths.
+    target = torch.tensor([[10.0, 1.0], [0.0, 3.0], [1.0, 0.1]])
+    forward, backward = retrieval_accuracy(source, target)
+    similarity = torch.nn.functional.normalize(source, dim=-1) @ torch.nn.functional.normalize(target, dim=-1).T
+    hand_forward = sum(int(similarity[i].argmax() == i) for i in range(3)) / 3
+    hand_backward = sum(int(similarity[:, j].argmax() == j) for j in range(3)) / 3
+    assert (forward, backward) == (pytest.approx(hand_forward), pytest.approx(hand_backward))
+    assert forward < 1.0
+
+    model = tiny_model().eval()
+
+    class WordTokenizer:  # maps each word to an id; enough to drive `encode`
+        def __call__(self, sentences, **kwargs):
+            rows = [[0] + [5 + len(w) for w in s.split()] + [2] for s in sentences]
+            width = max(map(len, rows))
+            ids = torch.tensor([r + [1] * (width - len(r)) for r in rows])
+            return _Batch(input_ids=ids, attention_mask=ids.ne(1).long())
+
+    class _Batch(dict):
+        def to(self, device):
+            return self
+
+    identical = ["a bb ccc", "dddd e", "ff ggg hhhh ii"]
+    metrics = evaluate_retrieval(model, WordTokenizer(), {"xx-xx": (identical, identical)})
+    assert metrics["retrieval_acc/xx-xx"] == 1.0 and metrics["retrieval_acc"] == 1.0
