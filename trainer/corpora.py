@@ -17,7 +17,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,13 @@ def is_language_code(code: str) -> bool:
 def owns_line(index: int, worker_id: int, num_workers: int) -> bool:
     """Whether line `index` belongs to this worker's shard (chunks of SHARD_CHUNK lines, round robin)."""
     return num_workers <= 1 or (index // SHARD_CHUNK) % num_workers == worker_id
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of up to `size` items."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 @dataclass
@@ -140,15 +147,7 @@ class MonoCorpus:
 
     def iter_batches(self, batch_size: int = 1000, worker_id: int = 0, num_workers: int = 1) -> Iterator[list[str]]:
         """Non-blank sentences of this worker's shard, in order, in lists of up to `batch_size`."""
-        batch = []
-        for _, text in self.iter_lines(worker_id, num_workers):
-            if text:
-                batch.append(text)
-                if len(batch) == batch_size:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
+        yield from batched((text for _, text in self.iter_lines(worker_id, num_workers) if text), batch_size)
 
     def scan(self) -> CorpusStats:
         """Read everything once: validate and count. Raises DataError on bad or empty input."""
@@ -229,18 +228,12 @@ class ParallelCorpus:
         """Pairs with both sides non-blank, of `split` ("train", "eval" = held out, or "all"), in batches."""
         if split not in ("train", "eval", "all"):
             raise ValueError(f"split must be 'train', 'eval' or 'all', got {split!r}")
-        batch = []
-        for index, src, tgt in self.iter_rows(worker_id, num_workers):
-            if not src or not tgt:
-                continue
-            if split != "all" and self._is_heldout(index) != (split == "eval"):
-                continue
-            batch.append((src, tgt))
-            if len(batch) == batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        rows = (
+            (src, tgt)
+            for index, src, tgt in self.iter_rows(worker_id, num_workers)
+            if src and tgt and (split == "all" or self._is_heldout(index) == (split == "eval"))
+        )
+        yield from batched(rows, batch_size)
 
     def scan(self) -> CorpusStats:
         stats = CorpusStats()
