@@ -81,11 +81,13 @@ def load_config(model_args: ModelArguments, vocab_size: int) -> InfoXLMConfig:
     if source is not None:
         return InfoXLMConfig.from_pretrained(source, **xlco)
     overrides = {}
-    for item in filter(None, (model_args.config_overrides or "").split(",")):
-        name, _, value = item.partition("=")
-        if not hasattr(InfoXLMConfig(), name.strip()):
-            raise ValueError(f"--config_overrides: InfoXLMConfig has no field {name.strip()!r}.")
-        overrides[name.strip()] = type(getattr(InfoXLMConfig(), name.strip()) or 0.0)(value)
+    if model_args.config_overrides:
+        # transformers' own "a=1,b=false" parser types each value by the field's default; the config is then
+        # built from the parsed values so that derived defaults (xlco_layer, projection size) follow them.
+        parsed = InfoXLMConfig()
+        parsed.update_from_string(model_args.config_overrides)
+        names = [item.split("=")[0] for item in model_args.config_overrides.split(",")]
+        overrides = {name: getattr(parsed, name) for name in names}
     return InfoXLMConfig(vocab_size=vocab_size, **{**overrides, **xlco})
 
 

@@ -320,7 +320,7 @@ def export_as_xlm_roberta(model: InfoXLMPreTrainedModel, save_directory: str | o
         exported = target_class(config)
     missing, unexpected = exported.load_state_dict(state, strict=False, assign=True)
     # Tied decoder weights are rebuilt by `tie_weights`; anything else left over is a real mismatch.
-    missing = [name for name in missing if name not in target_class._tied_weights_keys or {}]
+    missing = [name for name in missing if name not in (target_class._tied_weights_keys or {})]
     if missing or unexpected:
         raise ValueError(
             f"Cannot export {type(model).__name__} as {target_class.__name__}: "

@@ -61,3 +61,17 @@ seed: 0
     assert type(model).__name__ == "InfoXLMModel"
     assert (out / "checkpoint-40" / "xlco_state.safetensors").is_file()
     assert "mlm, tlm, xlco" in (out / "README.md").read_text()
+
+
+def test_config_overrides_are_typed_by_field_and_derive_the_xlco_defaults():
+    config = run_pretrain.load_config(
+        run_pretrain.ModelArguments(
+            config_overrides="num_hidden_layers=3,hidden_size=64,num_attention_heads=4,xlco_use_projection=false"
+        ),
+        vocab_size=100,
+    )
+    assert (config.num_hidden_layers, config.hidden_size, config.vocab_size) == (3, 64, 100)
+    assert config.xlco_use_projection is False
+    assert (config.xlco_layer, config.xlco_projection_size) == (2, 64)  # follow the overridden depth and width
+    with pytest.raises(ValueError, match="nope"):
+        run_pretrain.load_config(run_pretrain.ModelArguments(config_overrides="nope=1"), vocab_size=100)

@@ -68,6 +68,7 @@ class InfoXLMTrainer(Trainer):
         self._metrics: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._tokens = torch.zeros((), dtype=torch.long, device=self.args.device)
         self._last_log_time = time.perf_counter()
+        self._non_embedding_parameters = self.model.num_parameters(exclude_embeddings=True)
         self.add_callback(_AfterOptimizerStep(self))
 
     # ---------------------------------------------------------------- the step
@@ -149,14 +150,14 @@ class InfoXLMTrainer(Trainer):
         tokens = sum(
             tensor.numel() for batch in inputs.values() for name, tensor in batch.items() if name.endswith("input_ids")
         )
-        return 6 * tokens * self.model.num_parameters(exclude_embeddings=True)
+        return 6 * tokens * self._non_embedding_parameters
 
     def _record(self, name: str, value: torch.Tensor) -> None:
         self._metrics[name].append(value.detach().float())
 
     # ---------------------------------------------------------------- after each update
 
-    def after_optimizer_step(self, optimizer) -> None:
+    def after_optimizer_step(self) -> None:
         """EMA update of the key encoder and enqueueing of the update's keys; nothing if the update was skipped."""
         update = self.state.global_step + 1
         pending, self._pending_keys = self._pending_keys, []
@@ -339,5 +340,5 @@ class _AfterOptimizerStep(TrainerCallback):
     def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
         self.trainer.drop_gradients_of_skipped_update(optimizer)
 
-    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
-        self.trainer.after_optimizer_step(optimizer)
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer.after_optimizer_step()
