@@ -15,8 +15,10 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import transformers
+from accelerate import PartialState
 from transformers import AutoTokenizer, HfArgumentParser, set_seed
 
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
@@ -29,6 +31,8 @@ from trainer import (
     build_pretraining_dataset,
     format_summary,
     load_parallel_pairs,
+    train_tokenizer,
+    write_demo_corpus,
 )
 
 logger = logging.getLogger("run_pretrain")
@@ -91,21 +95,73 @@ def load_config(model_args: ModelArguments, vocab_size: int) -> InfoXLMConfig:
     return InfoXLMConfig(vocab_size=vocab_size, **{**overrides, **xlco})
 
 
-NO_DATA = """No pretraining data given.
-The built-in demo corpus (CLDR translations shipped with `babel`) is not there yet. Point the same command at data:
+DEMO_DIR = Path("outputs/demo")
+DEMO_MODEL = (
+    "hidden_size=128,num_hidden_layers=3,num_attention_heads=4,intermediate_size=512,max_position_embeddings=130"
+)
 
-    python run_pretrain.py --config_name <config.json> --tokenizer_name ../shared/data/xlmr-tokenizer \\
-        --mono_data ../shared/data/mono --parallel_data ../shared/data/tatoeba --parallel_heldout_every 5 \\
-        --output_dir outputs/pretrain --max_steps 200
 
-or at 🤗 datasets (--mono_dataset_name cc100 --parallel_dataset_name opus100 --streaming); see README.md."""
+def demo_arguments(demo_dir: Path = DEMO_DIR) -> list[str]:
+    """
+    The built-in default: a tiny model trained from scratch on the CLDR demo corpus (trainer/cldr_corpus.py), with a
+    tokenizer trained on that corpus, so the first command of the README works offline on a fresh machine.
+    """
+    corpus_dir, tokenizer_dir = demo_dir / "corpus", demo_dir / "tokenizer"
+    with PartialState().main_process_first():  # under `accelerate launch` one process writes, the others read
+        write_demo_corpus(corpus_dir)
+        if not (tokenizer_dir / "tokenizer.json").is_file():
+            texts = [line.rstrip("\n") for path in sorted((corpus_dir / "mono").glob("*.txt")) for line in open(path)]
+            train_tokenizer(texts, vocab_size=8000).save_pretrained(tokenizer_dir)
+    return [
+        "--config_overrides", DEMO_MODEL,
+        # A model trained from scratch moves fast: momentum 0.99 lets the key encoder keep up, and the batch's own
+        # keys as negatives stop XLCO from recognising the positive as the freshest key (experiments/README.md).
+        "--xlco_layer", "2", "--xlco_queue_size", "1024", "--xlco_momentum", "constant,0.99",
+        "--xlco_in_batch_negatives", "true",
+        "--tokenizer_name", str(tokenizer_dir),
+        "--mono_data", str(corpus_dir / "mono"),
+        "--parallel_data", str(corpus_dir / "parallel"),
+        "--retrieval_eval_data", str(corpus_dir / "heldout"), "--retrieval_eval_steps", "250",
+        "--max_seq_length", "64", "--per_device_train_batch_size", "32",
+        "--max_steps", "1000", "--learning_rate", "1e-3", "--warmup_steps", "30", "--weight_decay", "0.01",
+        "--logging_steps", "20", "--save_strategy", "no", "--report_to", "none",
+        "--output_dir", str(demo_dir / "model"), "--seed", "0",
+    ]  # fmt: skip
+
+
+def run_report(log_history: list[dict], output_dir: str, demo: bool) -> str:
+    """What a person wants to read at the end: each loss and the retrieval accuracy first → last, where the model
+    is, and what to run next."""
+    lines = ["", "Training summary (first logged → last logged):"]
+    for name in ("mlm_loss", "tlm_loss", "xlco_loss", "xlco_accuracy", "retrieval_acc"):
+        values = [entry[name] for entry in log_history if name in entry]
+        if values:
+            lines.append(f"  {name:<14} {values[0]:8.3f} → {values[-1]:8.3f}")
+    lines += [
+        "",
+        f"Model, tokenizer, model card and trainer_state.json (every logged number) are in {output_dir}/",
+        "Next:",
+        f"  python -c \"from transformers import AutoModel; print(AutoModel.from_pretrained('{output_dir}', "
+        f'trust_remote_code=True))"',
+        f"  python run_xnli.py --model_name_or_path {output_dir} --train_file <en.train.tsv> "
+        f"--test_files <xnli dir> --do_train --do_predict --output_dir {output_dir}-xnli",
+    ]
+    if demo:
+        lines += [
+            "  Real corpora: python run_pretrain.py --model_name_or_path FacebookAI/xlm-roberta-base "
+            "--mono_dataset_name cc100 --parallel_dataset_name Helsinki-NLP/opus-100 --streaming ... (README.md)",
+        ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        print(NO_DATA)
-        return None
+    demo = not argv
+    if demo:
+        print(
+            f"No data arguments: training a tiny model on the built-in CLDR demo corpus in {DEMO_DIR}/ (see README)."
+        )
+        argv = demo_arguments()
     model_args, data_args, training_args = parse_args(argv)
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -170,11 +226,7 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
     trainer.create_model_card()
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="InfoXLM pretraining")
-    logger.info(
-        f"Done. Model in {training_args.output_dir} — load it with "
-        f"AutoModel.from_pretrained({training_args.output_dir!r}, trust_remote_code=True); next: "
-        f"python run_xnli.py --model_name_or_path {training_args.output_dir} ..."
-    )
+    print(run_report(trainer.state.log_history, training_args.output_dir, demo))
     return trainer
 
 

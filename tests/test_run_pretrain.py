@@ -75,3 +75,32 @@ def test_config_overrides_are_typed_by_field_and_derive_the_xlco_defaults():
     assert (config.xlco_layer, config.xlco_projection_size) == (2, 64)  # follow the overridden depth and width
     with pytest.raises(ValueError, match="nope"):
         run_pretrain.load_config(run_pretrain.ModelArguments(config_overrides="nope=1"), vocab_size=100)
+
+
+def test_built_in_demo_runs_offline_from_its_own_corpus_and_tokenizer(tmp_path, capsys):
+    """The README's first command (no arguments), shortened to a few updates: CLDR corpus, tokenizer, model."""
+    arguments = run_pretrain.demo_arguments(tmp_path / "demo")
+    steps = arguments.index("--max_steps") + 1
+    arguments[steps] = "4"
+    arguments += [
+        "--xlco_queue_size",
+        "64",
+        "--retrieval_eval_steps",
+        "4",
+        "--logging_steps",
+        "2",
+        "--disable_tqdm",
+        "true",
+    ]
+    trainer = run_pretrain.main(arguments)
+
+    history = trainer.state.log_history
+    assert {"mlm_loss", "tlm_loss", "xlco_loss"} <= set().union(*history)
+    retrieval = [entry["retrieval_acc"] for entry in history if "retrieval_acc" in entry]
+    assert len(retrieval) == 2  # before the first update and after the last one
+    languages = {name for entry in history for name in entry if name.startswith("retrieval_acc/en-")}
+    assert len(languages) >= 30
+    model = AutoModel.from_pretrained(tmp_path / "demo" / "model")
+    assert model.config.model_type == "infoxlm" and model.config.num_hidden_layers == 3
+    report = capsys.readouterr().out
+    assert "retrieval_acc" in report and str(tmp_path / "demo" / "model") in report

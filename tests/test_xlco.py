@@ -51,6 +51,16 @@ def test_xlco_loss_masks_unfilled_slots_and_cosine_option():
     assert cosine.item() == pytest.approx(hand_xlco_loss(*unit, 0.5)[0], rel=1e-6)
 
 
+def test_xlco_loss_in_batch_negatives_add_the_other_rows_keys():
+    generator = torch.Generator().manual_seed(2)
+    q, k, queue = (torch.randn(n, 4, generator=generator, dtype=torch.float64) for n in (3, 3, 5))
+    loss, accuracy = xlco_loss(q, k, queue, 0.25, in_batch_negatives=True)
+    rows = [hand_xlco_loss(q[i : i + 1], k[i : i + 1], torch.cat([k[:i], k[i + 1 :], queue]), 0.25) for i in range(3)]
+    assert loss.item() == pytest.approx(sum(r[0] for r in rows) / 3, rel=1e-6)
+    assert accuracy.item() == pytest.approx(sum(r[1] for r in rows) / 3)
+    assert loss.item() != pytest.approx(xlco_loss(q, k, queue, 0.25)[0].item(), rel=1e-3)
+
+
 def test_xlco_loss_gradient_flows_to_queries_only():
     q = torch.randn(2, 4, requires_grad=True)
     k, queue = torch.randn(2, 4), torch.randn(5, 4)

@@ -121,6 +121,7 @@ class InfoXLMTrainer(Trainer):
                     self.model.config.xlco_temperature,
                     negatives_mask=mask,
                     normalize=args.xlco_normalize,
+                    in_batch_negatives=args.xlco_in_batch_negatives,
                 )
                 losses.append(args.lambda_xlco * loss)
                 self._record("xlco_loss", loss)

@@ -49,6 +49,14 @@ class InfoXLMTrainingArguments(TrainingArguments):
     xlco_normalize: bool = field(
         default=False, metadata={"help": "Cosine instead of raw dot-product logits (the reference uses raw)."}
     )
+    xlco_in_batch_negatives: bool = field(
+        default=False,
+        metadata={
+            "help": "Also use the other keys of the batch as negatives (not in the reference). They share the "
+            "positive's key-encoder version, which removes the 'freshest key' shortcut of small models trained "
+            "from scratch, whose key encoder moves fast (see experiments/README.md)."
+        },
+    )
     retrieval_eval_data: list[str] | None = field(
         default=None,
         metadata={

@@ -11,6 +11,7 @@ def xlco_loss(
     temperature: float,
     negatives_mask: torch.BoolTensor | None = None,
     normalize: bool = False,
+    in_batch_negatives: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """
     Cross-entropy over `[q·k⁺, q·n_1, …, q·n_K] / temperature` with the positive at index 0.
@@ -23,6 +24,9 @@ def xlco_loss(
         keys: `(batch, dim)` positive key vectors (no gradient).
         negatives: `(K, dim)` queue.
         negatives_mask: `(K,)`, False for queue slots that hold no real key yet (excluded from the softmax).
+        in_batch_negatives: also contrast each query with the other queries' keys of this batch. Those keys come
+            from the same key-encoder version as the positive, so the positive cannot be told apart by being the
+            freshest key, a shortcut that a fast-moving key encoder (small models from scratch) otherwise takes.
 
     Returns:
         the loss (scalar) and the accuracy: the share of queries whose positive scores above every negative.
@@ -34,6 +38,10 @@ def xlco_loss(
     negative = queries @ negatives.T
     if negatives_mask is not None:
         negative = negative.masked_fill(~negatives_mask, float("-inf"))
+    if in_batch_negatives:
+        batch = queries @ keys.to(queries.dtype).T  # (batch, batch); the diagonal is the positive
+        eye = torch.eye(batch.shape[0], dtype=torch.bool, device=batch.device)
+        negative = torch.cat([batch.masked_fill(eye, float("-inf")), negative], dim=1)
     logits = torch.cat([positive, negative], dim=1) / temperature
     targets = torch.zeros(queries.shape[0], dtype=torch.long, device=queries.device)
     loss = F.cross_entropy(logits.float(), targets)
