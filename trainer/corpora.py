@@ -84,6 +84,8 @@ def _iter_raw_lines(path: Path) -> Iterator[bytes]:
     try:
         with _open_binary(path) as f:
             yield from f
+    except GeneratorExit:  # closed early, possibly at interpreter exit when module globals are already gone
+        raise
     except (gzip.BadGzipFile, EOFError, OSError) as e:
         if isinstance(e, FileNotFoundError):
             raise DataError(f"{path} does not exist; check the path.") from e

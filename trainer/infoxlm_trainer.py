@@ -110,7 +110,9 @@ class InfoXLMTrainer(Trainer):
             self._record("tlm_loss", outputs.tlm_loss)
             self._tokens += tlm["attention_mask"].sum()
         if xlco is not None:
-            keys = self.key_encoder(xlco["key_input_ids"], xlco["key_attention_mask"])
+            # Same precision as the query pass: accelerate autocasts only the prepared model's forward.
+            with self.accelerator.autocast():
+                keys = self.key_encoder(xlco["key_input_ids"], xlco["key_attention_mask"])
             self._tokens += xlco["query_attention_mask"].sum() + xlco["key_attention_mask"].sum()
             if with_xlco:
                 mask = self.queue.valid_mask() if args.xlco_queue_fill == "masked" else None
@@ -196,7 +198,8 @@ class InfoXLMTrainer(Trainer):
         )
         for batch in dataloader:
             xlco = self._prepare_inputs(batch)["xlco"]
-            keys = self.key_encoder(xlco["key_input_ids"], xlco["key_attention_mask"])
+            with self.accelerator.autocast():
+                keys = self.key_encoder(xlco["key_input_ids"], xlco["key_attention_mask"])
             self.queue.enqueue(self.accelerator.gather(keys.float()))
             progress.update()
             if self.queue.is_full:
