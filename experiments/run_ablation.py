@@ -31,6 +31,7 @@ import torch
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from transformers import AutoTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -90,8 +91,6 @@ def prepare_tokenizer(config: dict, output_dir: Path):
     """One tokenizer for every variant, trained on exactly the text the runs see (no Tatoeba eval pairs)."""
     path = output_dir / "tokenizer"
     if (path / "tokenizer.json").is_file():
-        from transformers import AutoTokenizer
-
         return path, AutoTokenizer.from_pretrained(path)
     shared = config["shared_data"]
     texts = [line.strip() for f in sorted((shared / "mono").glob("*.txt")) for line in open(f, encoding="utf-8")]
@@ -118,26 +117,29 @@ def run_pretraining(config: dict, variant: str, seed: int, run_dir: Path, tokeni
         data_seed=seed,
         output_dir=str(run_dir),
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "run.yaml").write_text(yaml.safe_dump(arguments, sort_keys=True, allow_unicode=True))
     started = time.perf_counter()
-    with open(run_dir / "train.log", "w") as log:
+    run_script("run_pretrain.py", arguments, run_dir, "train.log")
+    return time.perf_counter() - started
+
+
+def run_script(script: str, arguments: dict, output_dir: Path, log_name: str) -> None:
+    """`python <script> <output_dir>/run.yaml` in its own process, output to `<output_dir>/<log_name>`."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "run.yaml").write_text(yaml.safe_dump(arguments, sort_keys=True, allow_unicode=True))
+    with open(output_dir / log_name, "w") as log:
         process = subprocess.run(
-            [sys.executable, str(REPO / "run_pretrain.py"), str(run_dir / "run.yaml")],
+            [sys.executable, str(REPO / script), str(output_dir / "run.yaml")],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
     if process.returncode != 0:
-        raise SystemExit(f"{variant} seed {seed} failed (exit {process.returncode}): see {run_dir / 'train.log'}")
-    return time.perf_counter() - started
+        raise SystemExit(f"{script} failed (exit {process.returncode}): see {output_dir / log_name}")
 
 
 def evaluate_tatoeba(config: dict, run_dir: Path, max_pairs: int | None) -> dict:
     """Retrieval accuracy on the Tatoeba eval split per language: xx→en and en→xx, for both language groups."""
     model = InfoXLMForPreTraining.from_pretrained(run_dir)
-    from transformers import AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(run_dir)
     results = {}
     for group in ("bitext_languages", "mono_only_languages"):
@@ -162,17 +164,7 @@ def run_xnli(config: dict, run_dir: Path, seed: int) -> dict:
         "seed": seed,
         "output_dir": str(output_dir),
     }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "run.yaml").write_text(yaml.safe_dump(arguments, sort_keys=True))
-    with open(output_dir / "xnli.log", "w") as log:
-        process = subprocess.run(
-            [sys.executable, str(REPO / "run_xnli.py"), str(output_dir / "run.yaml")],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-    if process.returncode != 0:
-        raise SystemExit(f"XNLI on {run_dir} failed (exit {process.returncode}): see {output_dir / 'xnli.log'}")
+    run_script("run_xnli.py", arguments, output_dir, "xnli.log")
     results = json.loads((output_dir / "xnli_results.json").read_text())["results"]
     return {language: scores["test"]["accuracy"] for language, scores in results.items()}
 

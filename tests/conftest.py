@@ -5,11 +5,12 @@ import random
 from pathlib import Path
 
 import pytest
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from trainer.tokenizer_training import SPECIAL_TOKENS, xlmr_style_tokenizer  # XLM-R's ids 0..3; <mask> is 4
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3; <mask> is 4 here
 WORDS = (
     "the a cat dog sat on mat house red blue green big small one two three and or is was "
     "le la chat chien sur tapis maison rouge bleu vert grand petit un deux trois et ou est "
@@ -19,24 +20,10 @@ WORDS = (
 
 def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     """A whitespace word-level tokenizer with XLM-R's special tokens and pair layout `<s> A </s></s> B </s>`."""
-    vocab = {token: i for i, token in enumerate(SPECIALS + WORDS)}
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + WORDS)}
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>",
-        pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[("<s>", 0), ("</s>", 2)],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-    )
+    return xlmr_style_tokenizer(tokenizer)
 
 
 @pytest.fixture

@@ -35,6 +35,14 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, max_alphabet: int = 4
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, limit_alphabet=max_alphabet, show_progress=False
     )
     tokenizer.train_from_iterator(texts, trainer)
+    wrapped = xlmr_style_tokenizer(tokenizer)
+    wrapped.model_max_length = 512
+    return wrapped
+
+
+def xlmr_style_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
+    """Wrap a `tokenizers.Tokenizer` whose vocabulary starts with SPECIAL_TOKENS in XLM-R's special-token roles and
+    pair layout `<s> A </s></s> B </s>`."""
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>",
         pair="<s> $A </s> </s> $B </s>",
@@ -49,5 +57,4 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, max_alphabet: int = 4
         unk_token="<unk>",
         pad_token="<pad>",
         mask_token="<mask>",
-        model_max_length=512,
     )
