@@ -6,9 +6,15 @@ momentum key encoder and a queue of negatives), continuing XLM-R or from scratch
     python run_pretrain.py config.yaml
     python run_pretrain.py --model_name_or_path xlm-roberta-base --mono_data cc100/ --parallel_data opus/ \
         --output_dir out --max_steps 150000 ...
-    accelerate launch --num_processes 8 run_pretrain.py ...
+    accelerate launch --num_processes 8 run_pretrain.py ...          # GPUs
+    torchrun --nproc_per_node 2 run_pretrain.py ...                   # CPU: DDP over gloo
 
 Without any data argument it trains a tiny model on the built-in demo corpus (see README).
+
+Everything is checked before the data is prepared: arguments, model config and XLCO settings, the output folder
+(a previous run there is refused unless --resume_from_checkpoint or --overwrite_output_dir), the checkpoint to resume
+from, the logging integrations and the launcher. A bad input ends the run with one message naming the file or field
+and the fix, and exit status 2 (`INFOXLM_DEBUG=1` shows the traceback).
 """
 
 import logging
@@ -17,13 +23,22 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import transformers
 from accelerate import PartialState
-from transformers import AutoTokenizer, HfArgumentParser, set_seed
+from safetensors import SafetensorError
+from transformers import AutoTokenizer, set_seed
+from transformers.integrations import get_available_reporting_integrations
 
+from infoxlm_cli import ConfigError, argument_parser, require_own_trainer_package, run_cli, usable_positions
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
-from trainer import (
+
+require_own_trainer_package()  # before `import trainer`: Coqui's `trainer` on PyPI has the same name
+
+from trainer import (  # noqa: E402
+    CheckpointError,
     DataArguments,
+    DataError,
     InfoXLMDataCollator,
     InfoXLMTrainer,
     InfoXLMTrainingArguments,
@@ -33,6 +48,12 @@ from trainer import (
     load_parallel_pairs,
     train_tokenizer,
     write_demo_corpus,
+)
+from trainer.checkpoints import (  # noqa: E402
+    previous_run_files,
+    remove_previous_run,
+    resolve_resume_checkpoint,
+    unreadable_files,
 )
 
 logger = logging.getLogger("run_pretrain")
@@ -54,7 +75,10 @@ class ModelArguments:
     )
     config_overrides: str | None = field(
         default=None,
-        metadata={"help": 'From scratch: override config fields, e.g. "num_hidden_layers=2,hidden_size=64".'},
+        metadata={
+            "help": 'Override config fields, e.g. "num_hidden_layers=2,hidden_size=64" from scratch, or the paper\'s '
+            '"hidden_dropout_prob=0,attention_probs_dropout_prob=0" when continuing --model_name_or_path.'
+        },
     )
     xlco_layer: int | None = field(default=None, metadata={"help": "Layer whose <s> state is the sentence vector."})
     xlco_queue_size: int | None = field(default=None, metadata={"help": "Number of negatives in the queue."})
@@ -65,14 +89,37 @@ class ModelArguments:
     attn_implementation: str = field(default="sdpa", metadata={"help": "eager or sdpa."})
 
 
+@dataclass
+class RunArguments:
+    """What to do with an output folder that already holds a run."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace the run already in --output_dir: its checkpoints and model files are deleted before "
+            "training starts. Without it (or --resume_from_checkpoint) such a folder is refused."
+        },
+    )
+
+
 def parse_args(argv: list[str] | None = None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, InfoXLMTrainingArguments))
+    """(ModelArguments, DataArguments, InfoXLMTrainingArguments, RunArguments) from flags or one .json/.yaml file;
+    a bad value raises ConfigError."""
+    parser = argument_parser((ModelArguments, DataArguments, InfoXLMTrainingArguments, RunArguments))
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(os.path.abspath(argv[0]))
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+    try:
+        if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+            path = os.path.abspath(argv[0])
+            if not os.path.isfile(path):
+                raise ConfigError(f"{argv[0]}: no such file (a single argument is read as a .json/.yaml config).")
+            if path.endswith(".json"):
+                return parser.parse_json_file(path)
+            return parser.parse_yaml_file(path)
+        return parser.parse_args_into_dataclasses(args=argv)
+    except ConfigError:
+        raise
+    except ValueError as error:  # the argument dataclasses' own checks
+        raise ConfigError(str(error)) from error
 
 
 def load_config(model_args: ModelArguments, vocab_size: int) -> InfoXLMConfig:
@@ -83,7 +130,10 @@ def load_config(model_args: ModelArguments, vocab_size: int) -> InfoXLMConfig:
     }
     source = model_args.model_name_or_path or model_args.config_name
     if source is not None:
-        return InfoXLMConfig.from_pretrained(source, **xlco)
+        config = InfoXLMConfig.from_pretrained(source, **xlco)
+        if model_args.config_overrides:  # typed by the existing fields; an unknown field raises
+            config.update_from_string(model_args.config_overrides)
+        return config
     overrides = {}
     if model_args.config_overrides:
         # transformers' own "a=1,b=false" parser types each value by the field's default; the config is then
@@ -125,11 +175,163 @@ def demo_arguments(demo_dir: Path = DEMO_DIR) -> list[str]:
         "--max_seq_length", "64", "--per_device_train_batch_size", "32",
         "--max_steps", "1000", "--learning_rate", "1e-3", "--warmup_steps", "30", "--weight_decay", "0.01",
         "--logging_steps", "20", "--save_strategy", "no", "--report_to", "none",
-        "--output_dir", str(demo_dir / "model"), "--seed", "0",
+        "--output_dir", str(demo_dir / "model"), "--overwrite_output_dir", "true", "--seed", "0",
     ]  # fmt: skip
 
 
-def run_report(log_history: list[dict], output_dir: str, demo: bool) -> str:
+# --------------------------------------------------------------------------------------------------------------------
+# Checks that run before anything is prepared or written
+
+
+def _has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+
+
+def setup_processes() -> None:
+    """
+    Multi-process runs on CPU. `torchrun --nproc_per_node N` (or `accelerate launch --multi_gpu`) starts N processes,
+    but without a GPU the Trainer only joins them into one DDP run with `--use_cpu`: each would otherwise train
+    alone, into the same folder. `accelerate launch --num_processes N` without a GPU (with or without `--cpu`)
+    starts a single process, which is refused. Must run before the arguments are parsed: they set up the devices.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and not _has_accelerator():
+        os.environ["ACCELERATE_USE_CPU"] = "true"  # what `--use_cpu true` does: DDP over gloo
+    elif world_size <= 1 and "MASTER_ADDR" in os.environ and "ACCELERATE_DYNAMO_BACKEND" in os.environ:
+        # accelerate's single-process launcher sets MASTER_ADDR only when more processes were asked for.
+        raise ConfigError(
+            "`accelerate launch --num_processes N` started a single process: without GPUs (with or without --cpu) "
+            "accelerate runs one process whatever N is. For N processes on CPU, run `torchrun --nproc_per_node N "
+            "run_pretrain.py ...` or `accelerate launch --multi_gpu --num_processes N run_pretrain.py ...` (both "
+            "train with DDP on CPU), or drop --num_processes for a single process."
+        )
+
+
+def check_reporting(training_args) -> None:
+    """`--report_to X` fails only when the Trainer is built, after the data preparation: check it first."""
+    available = set(get_available_reporting_integrations())
+    for name in training_args.report_to or []:
+        if name not in available and name not in ("none", "all"):
+            install = f"`pip install {name}`"
+            if name == "tensorboard":
+                install = '`pip install -e ".[tensorboard]"` (or `pip install tensorboard`)'
+            raise ConfigError(
+                f"--report_to {name}: {name} is not installed. Install it with {install}, or pass --report_to none."
+            )
+
+
+def check_output_dir(training_args, run_args: RunArguments) -> str | None:
+    """
+    The checkpoint to resume from (None for a new run), after checking that the output folder may be used: a
+    folder holding another run (checkpoints, model files) is refused unless the run resumes or replaces it.
+    """
+    output_dir = training_args.output_dir
+    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, output_dir)
+    if resume and run_args.overwrite_output_dir:
+        raise ConfigError(
+            "--overwrite_output_dir deletes the checkpoints that --resume_from_checkpoint would continue from: pass "
+            "only one of them."
+        )
+    previous = previous_run_files(output_dir)
+    if previous and not resume and not run_args.overwrite_output_dir:
+        names = ", ".join(path.name for path in previous[:6]) + (", ..." if len(previous) > 6 else "")
+        raise ConfigError(
+            f"--output_dir {output_dir} already holds a run ({names}). Pass --resume_from_checkpoint True to "
+            "continue it, --overwrite_output_dir to replace it (its checkpoints and model files are deleted), or "
+            "another --output_dir."
+        )
+    return resume
+
+
+def _looks_like_a_path(source: str) -> bool:
+    """A Hub id is `name` or `owner/name`; anything else that names no existing file or folder is a missing path."""
+    return source.startswith((".", "/", "~")) or source.count("/") > 1 or os.sep != "/" and os.sep in source
+
+
+def check_source(source: str, option: str) -> None:
+    """A local model/config/tokenizer folder must exist, and its weight files must be readable, before loading."""
+    if os.path.isdir(source):
+        problems = unreadable_files(source)
+        if problems:
+            raise ConfigError(f"{option} {source}: unreadable files: {'; '.join(problems)}.")
+    elif not os.path.exists(source) and _looks_like_a_path(source):
+        raise ConfigError(
+            f"{option} {source}: no such folder ({os.path.abspath(source)}). Pass an existing folder, or a Hub id "
+            "such as FacebookAI/xlm-roberta-base."
+        )
+
+
+def _load(what, source: str, option: str):
+    """`what()` (a from_pretrained call on `source`), with loading failures turned into one ConfigError."""
+    check_source(source, option)
+    try:
+        return what()
+    except (OSError, SafetensorError, ValueError) as error:
+        local = "" if os.path.exists(source) else " (no local folder of that name, so it was looked up on the Hub)"
+        raise ConfigError(f"{option} {source}{local}: {str(error).strip()}") from error
+
+
+def check_model_fits(config: InfoXLMConfig, tokenizer, data_args) -> None:
+    """What would otherwise fail at the first training step with an index error."""
+    usable = usable_positions(config)
+    if data_args.max_seq_length > usable:
+        raise ConfigError(
+            f"--max_seq_length {data_args.max_seq_length} is out of range for this model: max_position_embeddings="
+            f"{config.max_position_embeddings} leaves {usable} positions (XLM-R's position ids start after the "
+            f"padding index). Pass --max_seq_length {usable} or less."
+        )
+    if len(tokenizer) > config.vocab_size:
+        raise ConfigError(
+            f"the tokenizer has {len(tokenizer):,} tokens but the model's vocab_size is {config.vocab_size:,}: "
+            "ids beyond it have no embedding. Use the model's own tokenizer, or a config whose vocab_size is at "
+            f"least {len(tokenizer):,}."
+        )
+
+
+def warn_about_queue(config: InfoXLMConfig, training_args, data_summary: dict) -> None:
+    """A queue larger than the XLCO data: a long fill, and the positives' own older keys among the negatives."""
+    languages = data_summary.get("xlco", {}).get("languages", {})
+    pairs = [entry.get("pairs") for entry in languages.values()]
+    if "xlco" not in training_args.objective_list or not pairs or None in pairs:  # streamed: unknown until read
+        return
+    pairs = sum(pairs)
+    if config.xlco_queue_size <= pairs:
+        return
+    per_batch = training_args.per_device_train_batch_size * training_args.world_size
+    fill = (
+        f" Filling it takes {config.xlco_queue_size // per_batch + InfoXLMTrainer.PREFILL_EXTRA_BATCHES:,} key batches "
+        f"of {per_batch} before the "
+        "first update."
+        if training_args.xlco_queue_fill == "prefill"
+        else ""
+    )
+    logger.warning(
+        f"The XLCO queue ({config.xlco_queue_size:,} keys) is larger than the XLCO training data ({pairs:,} "
+        f"translation pairs): it will hold every pair's own older key(s) as negatives of its positive (a known MoCo "
+        f"pitfall).{fill} Pass --xlco_queue_size {pairs:,} or less, or add parallel data."
+    )
+
+
+REPOSITORY = Path(__file__).resolve().parent
+SHARED_XNLI = REPOSITORY.parent / "shared" / "data" / "xnli"
+
+
+def xnli_command(model_dir: str, positions: int = 128) -> str:
+    """A run_xnli.py command that works as printed: on the English/Swahili XNLI files beside this checkout if they
+    are there (training on English dev, the only English NLI data there, so without selection), else on the Hub's
+    XNLI; pairs cut to what the model's `positions` hold (XNLI's usual 128 at most)."""
+    script = os.path.relpath(REPOSITORY / "run_xnli.py")
+    common = f"--max_seq_length {min(128, positions)} --do_train --do_predict --output_dir {model_dir}-xnli"
+    if (SHARED_XNLI / "en.dev.tsv").is_file():
+        xnli = os.path.relpath(SHARED_XNLI)
+        data = f"--train_file {xnli}/en.dev.tsv --test_files {xnli} --eval_strategy no"
+    else:
+        data = "--dataset_name xnli"
+    return f"python {script} --model_name_or_path {model_dir} {data} {common}"
+
+
+def run_report(log_history: list[dict], output_dir: str, demo: bool, positions: int = 128) -> str:
     """What a person wants to read at the end: each loss and the retrieval accuracy first → last, where the model
     is, and what to run next."""
     lines = ["", "Training summary (first logged → last logged):"]
@@ -143,8 +345,7 @@ def run_report(log_history: list[dict], output_dir: str, demo: bool) -> str:
         "Next:",
         f"  python -c \"from transformers import AutoModel; print(AutoModel.from_pretrained('{output_dir}', "
         f'trust_remote_code=True))"',
-        f"  python run_xnli.py --model_name_or_path {output_dir} --train_file <en.train.tsv> "
-        f"--test_files <xnli dir> --do_train --do_predict --output_dir {output_dir}-xnli",
+        f"  {xnli_command(output_dir, positions)}",
     ]
     if demo:
         lines += [
@@ -156,13 +357,14 @@ def run_report(log_history: list[dict], output_dir: str, demo: bool) -> str:
 
 def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
     argv = sys.argv[1:] if argv is None else argv
+    setup_processes()
     demo = not argv
     if demo:
         print(
             f"No data arguments: training a tiny model on the built-in CLDR demo corpus in {DEMO_DIR}/ (see README)."
         )
         argv = demo_arguments()
-    model_args, data_args, training_args = parse_args(argv)
+    model_args, data_args, training_args, run_args = parse_args(argv)
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
@@ -172,14 +374,32 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
     transformers.utils.logging.set_verbosity_warning()
     set_seed(training_args.seed)
 
+    # Everything below up to the data preparation only reads and checks: a bad input changes nothing on disk.
+    check_reporting(training_args)
+    resume = check_output_dir(training_args, run_args)
     tokenizer_source = model_args.tokenizer_name or model_args.model_name_or_path
     if tokenizer_source is None:
-        raise ValueError("Pass --tokenizer_name (training from scratch) or --model_name_or_path.")
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    config = load_config(model_args, len(tokenizer))
+        raise ConfigError("Pass --tokenizer_name (training from scratch) or --model_name_or_path.")
+    option = "--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path"
+    tokenizer = _load(lambda: AutoTokenizer.from_pretrained(tokenizer_source), tokenizer_source, option)
+    config_source = model_args.model_name_or_path or model_args.config_name
+    option = "--model_name_or_path" if model_args.model_name_or_path else "--config_name"
+    if config_source is not None:
+        check_source(config_source, option)
+    try:
+        config = load_config(model_args, len(tokenizer))
+        config.validate_xlco()  # again: --config_overrides are applied after the config's own checks
+    except (OSError, ValueError) as error:
+        where = f"{option} {config_source}" if config_source else "model config"
+        raise ConfigError(f"{where}: {str(error).strip()}") from error
+    check_model_fits(config, tokenizer, data_args)
     if model_args.model_name_or_path:
-        model = InfoXLMForPreTraining.from_pretrained(
-            model_args.model_name_or_path, config=config, attn_implementation=model_args.attn_implementation
+        model = _load(
+            lambda: InfoXLMForPreTraining.from_pretrained(
+                model_args.model_name_or_path, config=config, attn_implementation=model_args.attn_implementation
+            ),
+            model_args.model_name_or_path,
+            "--model_name_or_path",
         )
     else:
         config._attn_implementation = model_args.attn_implementation
@@ -189,12 +409,27 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
         f"XLCO at layer {config.xlco_layer}, objectives {','.join(training_args.objective_list)}"
     )
 
+    retrieval_pairs = None
+    if training_args.retrieval_eval_data:  # read (and checked) before the long data preparation
+        # With --parallel_heldout_every N the retrieval files are split the same way (Tatoeba: N=5 → eval rows).
+        heldout = data_args.parallel_heldout_every
+        retrieval_pairs = load_parallel_pairs(
+            training_args.retrieval_eval_data,
+            split="eval" if heldout >= 2 else "all",
+            heldout_every=max(heldout, 2),
+            max_pairs=training_args.retrieval_eval_max_pairs,
+        )
+
     with training_args.main_process_first(desc="preparing the pretraining data"):
         train_dataset, data_summary = build_pretraining_dataset(
             data_args, tokenizer, training_args.objective_list, seed=training_args.seed
         )
+    warn_about_queue(config, training_args, data_summary)
     collator = InfoXLMDataCollator(
-        tokenizer, mlm_probability=data_args.mlm_probability, pad_to_multiple_of=data_args.pad_to_multiple_of
+        tokenizer,
+        mlm_probability=data_args.mlm_probability,
+        pad_to_multiple_of=data_args.pad_to_multiple_of,
+        xlco_mask_probability=data_args.xlco_mask_probability,
     )
 
     trainer = InfoXLMTrainer(
@@ -206,19 +441,19 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
     )
     trainer.data_summary_markdown = f"```\n{format_summary(data_summary)}\n```"
     trainer.base_model = model_args.model_name_or_path
-    if training_args.retrieval_eval_data:
-        # With --parallel_heldout_every N the retrieval files are split the same way (Tatoeba: N=5 → eval rows).
-        heldout = data_args.parallel_heldout_every
-        pairs = load_parallel_pairs(
-            training_args.retrieval_eval_data,
-            split="eval" if heldout >= 2 else "all",
-            heldout_every=max(heldout, 2),
-            max_pairs=training_args.retrieval_eval_max_pairs,
-        )
+    if retrieval_pairs is not None:
         steps = training_args.retrieval_eval_steps or int(training_args.eval_steps or 500)
-        trainer.add_callback(RetrievalEvaluationCallback(trainer, tokenizer, pairs, eval_steps=steps))
+        trainer.add_callback(RetrievalEvaluationCallback(trainer, tokenizer, retrieval_pairs, eval_steps=steps))
 
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    if run_args.overwrite_output_dir and trainer.args.should_save:
+        removed = remove_previous_run(training_args.output_dir)
+        if removed:
+            logger.warning(
+                f"--overwrite_output_dir: deleted the previous run's {', '.join(p.name for p in removed)} in "
+                f"{training_args.output_dir}."
+            )
+    trainer.accelerator.wait_for_everyone()  # no process writes before the old run is gone
+    result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()  # the query model, config, code and tokenizer; never the key encoder or the queue
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
@@ -226,9 +461,9 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
     trainer.create_model_card()
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="InfoXLM pretraining")
-    print(run_report(trainer.state.log_history, training_args.output_dir, demo))
+    print(run_report(trainer.state.log_history, training_args.output_dir, demo, usable_positions(config)))
     return trainer
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, (ConfigError, DataError, CheckpointError))

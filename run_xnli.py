@@ -56,6 +56,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 from huggingface_hub import HfApi, ModelCardData
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import (
     AutoConfig,
@@ -63,7 +64,6 @@ from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
     EvalPrediction,
-    HfArgumentParser,
     Trainer,
     TrainingArguments,
     set_seed,
@@ -71,6 +71,7 @@ from transformers import (
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 import modeling_infoxlm  # noqa: F401  (registers the infoxlm model type with the Auto classes)
+from infoxlm_cli import argument_parser, run_cli, usable_positions
 
 logger = logging.getLogger(__name__)
 
@@ -659,9 +660,9 @@ def write_text(path: str, text: str):
         f.write(text)
 
 
-def plot_accuracy(
-    results: dict[str, dict], averages: dict, source_language: str, num_labels: int, title: str, path: str
-):
+def accuracy_figure(
+    results: dict[str, dict], averages: dict, source_language: str, num_labels: int, title: str
+) -> Figure:
     """Bar chart of per-language test accuracy (dev when there is no test set), with the average and chance level."""
     split = "test" if "test" in averages else "dev"
     languages = [lang for lang, scores in results.items() if split in scores]
@@ -670,14 +671,37 @@ def plot_accuracy(
     FigureCanvasAgg(figure)  # render with Agg: no display, no global pyplot state
     axes = figure.subplots()
     colors = ["tab:orange" if lang == source_language else "tab:blue" for lang in languages]
-    bars = axes.bar(languages, accuracies, color=colors)
-    axes.bar_label(bars, fmt="%.1f", fontsize=8)
-    axes.axhline(100 * averages[split]["all"]["accuracy"], color="black", linestyle="--", linewidth=1, label="average")
-    axes.axhline(100 / num_labels, color="gray", linestyle=":", linewidth=1, label="chance")
+    bars = axes.bar(languages, accuracies, color=colors, zorder=2)
+    average = 100 * averages[split]["all"]["accuracy"]
+    lines = [
+        axes.axhline(average, color="black", linestyle="--", linewidth=1, zorder=1, label=f"average {average:.1f}"),
+        axes.axhline(100 / num_labels, color="gray", linestyle=":", linewidth=1, zorder=1, label="chance"),
+    ]
+    # On a white box above the lines: a bar that ends near the average line keeps a readable value.
+    axes.bar_label(
+        bars,
+        fmt="%.1f",
+        fontsize=8,
+        zorder=3,
+        bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none"},
+    )
+    handles = []
+    if source_language in languages:
+        handles.append(Patch(color="tab:orange", label=f"{source_language} (training language)"))
+    if any(lang != source_language for lang in languages):
+        handles.append(Patch(color="tab:blue", label="zero-shot"))
     axes.set_ylim(0, 100)
     axes.set_ylabel(f"{split} accuracy (%)")
     axes.set_title(title, fontsize=10)
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(handles=handles + lines, loc="lower right", fontsize=8)
+    return figure
+
+
+def plot_accuracy(
+    results: dict[str, dict], averages: dict, source_language: str, num_labels: int, title: str, path: str
+):
+    """Writes `accuracy_figure` as a PNG, atomically."""
+    figure = accuracy_figure(results, averages, source_language, num_labels, title)
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
 
@@ -728,7 +752,8 @@ def model_card(
             f"adapter is in `{ADAPTER_DIR}/`."
         )
     labels = ", ".join(f"{i} = {name}" for i, name in enumerate(data_args.label_list))
-    # The code of model type `infoxlm` is saved next to the weights (auto_map), so the Hub can load it without us.
+    # The code of model type `infoxlm` is saved next to the weights (auto_map), so the Hub can load it without us;
+    # AutoTokenizer reads that config too, and would stop at a "run custom code?" prompt without the flag.
     remote_code = ", trust_remote_code=True" if model_type == "infoxlm" else ""
     return (
         f"---\n{card_data.to_yaml()}\n---\n\n"
@@ -736,7 +761,7 @@ def model_card(
         f"## Results\n\nAccuracy and macro-F1 in %.\n\n{report['table']}\n\n"
         f"Labels: {labels}. Every number and the run's settings are in `{RESULTS_FILE}`.\n\n"
         "## Usage\n\n```python\nfrom transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
-        'tokenizer = AutoTokenizer.from_pretrained("<this repo>")\n'
+        f'tokenizer = AutoTokenizer.from_pretrained("<this repo>"{remote_code})\n'
         f'model = AutoModelForSequenceClassification.from_pretrained("<this repo>"{remote_code})\n'
         'logits = model(**tokenizer("A premise.", "A hypothesis.", return_tensors="pt")).logits\n```\n'
     )
@@ -836,7 +861,7 @@ def load_data(
 def main(args: list[str] | None = None) -> dict:
     """Runs the script; `args` defaults to the command line. Returns the content of `xnli_results.json`."""
     # See all possible arguments with --help, or in transformers' training_args.py.
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, LoraArguments, XNLITrainingArguments))
+    parser = argument_parser((ModelArguments, DataTrainingArguments, LoraArguments, XNLITrainingArguments))
     args = sys.argv[1:] if args is None else args
     if len(args) == 1 and args[0].endswith(".json"):
         model_args, data_args, lora_args, training_args = parser.parse_json_file(os.path.abspath(args[0]))
@@ -896,6 +921,14 @@ def main(args: list[str] | None = None) -> dict:
                 fix=f"pass --label_list {' '.join(checkpoint_labels)} if the names match in another order, "
                 "or fine-tune from a checkpoint without a classification head",
             )
+    positions = usable_positions(config)
+    if positions is not None and data_args.max_seq_length > positions:
+        raise XNLIInputError(
+            f"{data_args.max_seq_length} tokens do not fit the {positions} positions of this model "
+            f"(max_position_embeddings={config.max_position_embeddings})",
+            source="--max_seq_length",
+            fix=f"pass --max_seq_length {positions} or less",
+        )
     config.num_labels = len(label_list)
     config.id2label = dict(enumerate(label_list))
     config.label2id = {name: i for i, name in enumerate(label_list)}
@@ -1050,10 +1083,21 @@ def main(args: list[str] | None = None) -> dict:
     if not trainer.is_world_process_zero():
         return report
 
-    os.makedirs(os.path.join(output_dir, PREDICTIONS_DIR), exist_ok=True)
+    predictions_dir = os.path.join(output_dir, PREDICTIONS_DIR)
+    os.makedirs(predictions_dir, exist_ok=True)
+    written = set()
     for (split, language), logits in predictions.items():
-        path = os.path.join(output_dir, PREDICTIONS_DIR, f"{language}.{split}.tsv")
-        write_predictions(path, raw_sets[split][language], logits, label_list)
+        written.add(f"{language}.{split}.tsv")
+        write_predictions(
+            os.path.join(predictions_dir, f"{language}.{split}.tsv"), raw_sets[split][language], logits, label_list
+        )
+    # A rerun into the same folder must not leave an earlier run's predictions beside this run's.
+    for name in sorted(set(os.listdir(predictions_dir)) - written):
+        if name.endswith(".tsv"):
+            os.remove(os.path.join(predictions_dir, name))
+            logger.info(f"Removed {PREDICTIONS_DIR}/{name} of an earlier run.")
+    if not table and os.path.exists(os.path.join(output_dir, CHART_FILE)):
+        os.remove(os.path.join(output_dir, CHART_FILE))  # an earlier run's chart would be taken for this one's
     if table:
         print(f"\nXNLI results ({model_args.model_name_or_path}):\n\n{table}\n")
         model_name = os.path.basename(model_args.model_name_or_path.rstrip("/"))
@@ -1090,8 +1134,4 @@ def main(args: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except XNLIInputError as error:
-        print(f"{os.path.basename(sys.argv[0])}: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, (XNLIInputError,))

@@ -73,20 +73,34 @@ class InfoXLMConfig(XLMRobertaConfig):
         super().__post_init__(**kwargs)
 
     def validate_xlco(self):
-        """Part of `@strict` validation: every XLCO field names itself when it is out of range."""
+        """Part of `@strict` validation: every XLCO field names itself and its allowed range when it is out of it.
+        `from_pretrained`/`from_dict` call it again after their keyword overrides, which bypass `__post_init__`."""
         if not 1 <= self.xlco_layer <= self.num_hidden_layers:
             raise ValueError(
                 f"xlco_layer={self.xlco_layer} is out of range: it must satisfy "
                 f"1 <= xlco_layer <= num_hidden_layers ({self.num_hidden_layers})."
             )
         if self.xlco_projection_size < 1:
-            raise ValueError(f"xlco_projection_size={self.xlco_projection_size} must be a positive integer.")
+            raise ValueError(f"xlco_projection_size={self.xlco_projection_size} is out of range: it must be >= 1.")
         if not self.xlco_temperature > 0:
-            raise ValueError(f"xlco_temperature={self.xlco_temperature} must be > 0.")
+            raise ValueError(
+                f"xlco_temperature={self.xlco_temperature} is out of range: it must be > 0 (the paper uses 0.25)."
+            )
         if self.xlco_queue_size < 1:
-            raise ValueError(f"xlco_queue_size={self.xlco_queue_size} must be a positive integer.")
+            raise ValueError(
+                f"xlco_queue_size={self.xlco_queue_size} is out of range: it must be >= 1 (the paper uses 131072)."
+            )
         if not 0.0 <= self.xlco_momentum <= 1.0:
-            raise ValueError(f"xlco_momentum={self.xlco_momentum} must lie in [0, 1].")
+            raise ValueError(f"xlco_momentum={self.xlco_momentum} is out of range: it must lie in [0, 1].")
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """`PreTrainedConfig.from_dict`, then the XLCO checks on the result: keyword arguments (such as
+        `from_pretrained(path, xlco_layer=99)`) are set after `__post_init__` has validated the stored fields."""
+        result = super().from_dict(config_dict, **kwargs)
+        config = result[0] if isinstance(result, tuple) else result
+        config.validate_xlco()
+        return result
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):

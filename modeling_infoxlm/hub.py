@@ -37,7 +37,9 @@ def model_card(
         "from transformers import AutoModel, AutoTokenizer",
         "",
         'model = AutoModel.from_pretrained("<this repo>", trust_remote_code=True)',
-        'tokenizer = AutoTokenizer.from_pretrained("<this repo>")',
+        # transformers 5 reads the config (custom code: auto_map) before the tokenizer files, so without the flag
+        # AutoTokenizer stops at an interactive "run custom code?" prompt.
+        'tokenizer = AutoTokenizer.from_pretrained("<this repo>", trust_remote_code=True)',
         "```",
         "",
         "## Training",

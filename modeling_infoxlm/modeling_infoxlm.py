@@ -91,6 +91,7 @@ def masked_lm_logits_and_loss(
     sequence_output: torch.Tensor,
     labels: torch.LongTensor | None,
     masked_tokens: torch.BoolTensor | None,
+    loss_reduction: str = "mean",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """
     Applies the MLM head, either everywhere or only where `masked_tokens` is set (fairseq's `masked_tokens`): at a
@@ -100,10 +101,12 @@ def masked_lm_logits_and_loss(
         sequence_output: `(batch, seq, hidden)`.
         labels: `(batch, seq)` target ids, -100 where no loss is taken; or `None`.
         masked_tokens: `(batch, seq)` booleans, or `None` for logits at every position.
+        loss_reduction: `"mean"` or `"sum"` of the cross-entropy over labelled positions (fairseq sums, then
+            divides the update's gradient by the number of masked tokens; see `InfoXLMTrainer`).
 
     Returns:
-        logits `(batch, seq, vocab)`, or `(num_masked, vocab)` in the order of `masked_tokens.nonzero()`; and the mean
-        cross-entropy over labelled positions (or `None` without labels).
+        logits `(batch, seq, vocab)`, or `(num_masked, vocab)` in the order of `masked_tokens.nonzero()`; and the
+        cross-entropy over labelled positions, reduced by `loss_reduction` (or `None` without labels).
     """
     if masked_tokens is not None:
         logits = lm_head(sequence_output[masked_tokens])
@@ -113,7 +116,9 @@ def masked_lm_logits_and_loss(
         targets = labels
     loss = None
     if targets is not None:
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1).to(logits.device))
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), targets.reshape(-1).to(logits.device), reduction=loss_reduction
+        )
     return logits, loss
 
 
@@ -174,7 +179,8 @@ class InfoXLMForPreTrainingOutput(ModelOutput):
     Output of one pretraining forward over up to three batches.
 
     loss: `mlm_loss + tlm_loss` (unweighted; the trainer applies the objectives' weights and adds the XLCO loss).
-    mlm_loss / tlm_loss: mean cross-entropy over the masked positions of the MLM / TLM batch.
+    mlm_loss / tlm_loss: cross-entropy over the masked positions of the MLM / TLM batch, mean or sum
+        (`loss_reduction`).
     logits: MLM logits, `(num_masked, vocab)` when `masked_tokens` was given, else `(batch, seq, vocab)`.
     sentence_vectors: `(xlco_batch, xlco_projection_size)` XLCO query vectors of `xlco_input_ids`.
     """
@@ -220,6 +226,7 @@ class InfoXLMForPreTraining(InfoXLMForMaskedLM):
         tlm_labels: torch.LongTensor | None = None,
         xlco_input_ids: torch.LongTensor | None = None,
         xlco_attention_mask: torch.Tensor | None = None,
+        loss_reduction: str = "mean",
         **kwargs,
     ) -> InfoXLMForPreTrainingOutput:
         r"""
@@ -228,18 +235,21 @@ class InfoXLMForPreTraining(InfoXLMForMaskedLM):
         tlm_input_ids, tlm_attention_mask, tlm_labels: the TLM batch, `(tlm_batch, tlm_seq)`; logits are computed at
             its labelled positions only.
         xlco_input_ids, xlco_attention_mask: the XLCO query batch, `(xlco_batch, xlco_seq)`.
+        loss_reduction: `"mean"` (default) or `"sum"` over masked positions, for `mlm_loss` and `tlm_loss`.
         """
+        if loss_reduction not in ("mean", "sum"):
+            raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {loss_reduction!r}.")
         output = InfoXLMForPreTrainingOutput()
         if input_ids is not None or kwargs.get("inputs_embeds") is not None:
-            mlm = super().forward(
-                input_ids, attention_mask=attention_mask, labels=labels, masked_tokens=masked_tokens, **kwargs
+            outputs = self.roberta(input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
+            output.logits, output.mlm_loss = masked_lm_logits_and_loss(
+                self.lm_head, outputs.last_hidden_state, labels, masked_tokens, loss_reduction
             )
-            output.mlm_loss, output.logits = mlm.loss, mlm.logits
-            output.hidden_states, output.attentions = mlm.hidden_states, mlm.attentions
+            output.hidden_states, output.attentions = outputs.hidden_states, outputs.attentions
         if tlm_input_ids is not None:
             hidden = self.roberta(tlm_input_ids, attention_mask=tlm_attention_mask).last_hidden_state
             masked = tlm_labels.ne(-100) if tlm_labels is not None else None
-            _, output.tlm_loss = masked_lm_logits_and_loss(self.lm_head, hidden, tlm_labels, masked)
+            _, output.tlm_loss = masked_lm_logits_and_loss(self.lm_head, hidden, tlm_labels, masked, loss_reduction)
         if xlco_input_ids is not None:
             output.sentence_vectors = self.sentence_vector(xlco_input_ids, xlco_attention_mask)
         losses = [loss for loss in (output.mlm_loss, output.tlm_loss) if loss is not None]

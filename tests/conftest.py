@@ -26,6 +26,17 @@ def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     return xlmr_style_tokenizer(tokenizer)
 
 
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """Tiny models run far faster on one thread, and do not slow to a crawl when other processes share the CPUs."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
     return build_tiny_tokenizer()

@@ -30,6 +30,10 @@ class SyntheticPretrainingStream(IterableDataset):
             }
             yield {name: example[name] for name in self.objectives}
 
+    def xlco_fill_dataset(self) -> "SyntheticPretrainingStream":
+        """The queue-fill stream: XLCO examples under another seed (as `PretrainingDataset.xlco_fill_dataset`)."""
+        return SyntheticPretrainingStream(self.vocab_size, seed=self.seed + 1_000_003, objectives=("xlco",))
+
 
 def tiny_infoxlm(vocab_size: int, seed: int = 0, **overrides) -> InfoXLMForPreTraining:
     torch.manual_seed(seed)

@@ -1,23 +1,10 @@
 """InfoXLMDataCollator: padding, masking rates (statistically), special tokens never masked, XLCO passthrough."""
 
-import math
-
 import torch
+from collators_helpers import random_sequences, within
 
 from trainer import InfoXLMDataCollator
 from trainer.collators import pad_sequences
-
-
-def random_sequences(tokenizer, count, length, generator):
-    """`count` sequences `<s> w w ... </s>` of random regular words (ids above the specials)."""
-    first_word = max(tokenizer.all_special_ids) + 1
-    words = torch.randint(first_word, len(tokenizer), (count, length), generator=generator)
-    return [[tokenizer.bos_token_id, *row.tolist(), tokenizer.eos_token_id] for row in words]
-
-
-def within(observed, expected, n, sigmas=5.0):
-    """|observed - expected| within `sigmas` binomial standard deviations of a rate over n draws."""
-    return abs(observed - expected) <= sigmas * math.sqrt(expected * (1 - expected) / n)
 
 
 def test_masking_rates(tiny_tokenizer):
@@ -67,7 +54,7 @@ def test_special_tokens_and_padding_are_never_masked(tiny_tokenizer):
 
 
 def test_padding_and_pad_to_multiple_of(tiny_tokenizer):
-    collator = InfoXLMDataCollator(tiny_tokenizer, pad_to_multiple_of=8)
+    collator = InfoXLMDataCollator(tiny_tokenizer, pad_to_multiple_of=8, xlco_mask_probability=0.0)
     examples = [
         {"xlco": {"query_input_ids": [0, 5, 2], "key_input_ids": [0, 6, 7, 8, 9, 10, 11, 12, 13, 2]}},
         {"xlco": {"query_input_ids": [0, 5, 6, 7, 2], "key_input_ids": [0, 6, 2]}},
@@ -76,7 +63,7 @@ def test_padding_and_pad_to_multiple_of(tiny_tokenizer):
     assert set(batch) == {"query_input_ids", "query_attention_mask", "key_input_ids", "key_attention_mask"}
     assert batch["query_input_ids"].shape == (2, 8) and batch["key_input_ids"].shape == (2, 16)
     assert batch["query_input_ids"].dtype == torch.long and batch["key_attention_mask"].dtype == torch.long
-    assert batch["query_input_ids"][0].tolist() == [0, 5, 2, 1, 1, 1, 1, 1]  # <pad> = 1, XLCO is never masked
+    assert batch["query_input_ids"][0].tolist() == [0, 5, 2, 1, 1, 1, 1, 1]  # <pad> = 1; XLCO masking is off here
     assert batch["query_attention_mask"][0].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
     assert batch["key_attention_mask"].sum(1).tolist() == [10, 3]
 

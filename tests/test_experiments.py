@@ -1,35 +1,48 @@
-"""The reproduction recipe (experiments/run_ablation.py) end to end in its --smoke size, on ../shared/data."""
+"""The reproduction recipe (experiments/run_reproduction.py) end to end in its --smoke size, on ../shared/data."""
 
 import json
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import run_ablation  # noqa: E402
+import run_reproduction  # noqa: E402
 
 
 @pytest.mark.slow
-def test_smoke_ablation_trains_every_variant_and_writes_tables_and_plots(tmp_path, shared_data):
-    report = run_ablation.main(["--smoke", "--output_dir", str(tmp_path)])
+def test_smoke_reproduction_trains_both_stages_and_writes_tables_and_plots(tmp_path, shared_data):
+    report = run_reproduction.main(["--smoke", "--output_dir", str(tmp_path)])
 
-    config = run_ablation.load_config(run_ablation.parse_args(["--smoke"]))
-    assert list(report["summary"]) == config["default_variants"]
+    config = run_reproduction.load_config(run_reproduction.parse_args(["--smoke"]))
+    assert list(report["summary"]) == ["stage1", *config["default_variants"]]
+    stage1_model = tmp_path / "stage1" / "model"
     for run in report["runs"]:
-        run_dir = tmp_path / f"{run['variant']}-seed{run['seed']}"
-        assert (run_dir / "run.yaml").is_file() and (run_dir / "model.safetensors").is_file()
-        assert set(run["tatoeba"]) == set(config["bitext_languages"] + config["mono_only_languages"])
-        assert all(
-            0.0 <= scores["xx->en"] <= 1.0 and 0.0 <= scores["en->xx"] <= 1.0 for scores in run["tatoeba"].values()
-        )
+        run_dir = tmp_path / ("stage1" if run["run"] == "stage1" else f"{run['run']}-seed{run['seed']}")
+        assert (run_dir / "model" / "model.safetensors").is_file()
+        arguments = yaml.safe_load((run_dir / "pretrain.yaml").read_text())
+        if run["run"] == "stage1":
+            assert arguments["objectives"] == "mlm" and "model_name_or_path" not in arguments
+        else:  # every stage-2 variant continues the one stage-1 checkpoint, with dropout 0
+            assert arguments["model_name_or_path"] == str(stage1_model)
+            assert "hidden_dropout_prob=0" in arguments["config_overrides"]
+            saved = json.loads((run_dir / "model" / "config.json").read_text())
+            assert saved["hidden_dropout_prob"] == 0 and saved["attention_probs_dropout_prob"] == 0
+            # The Tatoeba eval split and the mono-only languages never enter the bitext.
+            assert arguments["parallel_heldout_every"] == 5
+            assert not any(lang in f for f in arguments["parallel_data"] for lang in config["mono_only_languages"])
+        tatoeba = run["tatoeba"]
+        assert set(tatoeba["languages"]) == set(config["retrieval_languages"])
+        assert set(tatoeba["groups"]["mono_only"]["languages"]) == {"spa", "bul"}
         assert set(run["xnli"]) == {"en", "sw"}
-        # Each variant logged exactly the losses of its objectives.
-        objectives = config["variants"][run["variant"]]["objectives"].split(",")
-        assert set(run["curves"]) - {"retrieval_acc"} == {f"{name}_loss" for name in objectives}
+        objectives = arguments["objectives"].split(",")
+        assert {name for name in run["curves"] if name.endswith("_loss")} == {f"{o}_loss" for o in objectives}
+        if "xlco" in objectives:  # the live shortcut check is in every XLCO run's logs
+            assert {"xlco_in_batch_accuracy", "xlco_positive_minus_queue"} <= set(run["curves"])
     results = tmp_path / "results"
     saved = json.loads((results / "results.json").read_text())
     assert saved["summary"].keys() == report["summary"].keys()
     assert "| infoxlm |" in (results / "results.md").read_text()
-    for plot in ("losses.png", "retrieval.png"):
+    for plot in ("losses.png", "retrieval.png", "shortcut_check.png", "stage1_mlm_loss.png"):
         assert (results / plot).read_bytes().startswith(b"\x89PNG")

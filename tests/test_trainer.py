@@ -42,6 +42,17 @@ def test_training_logs_every_objective_and_fills_the_queue(tmp_path, tiny_tokeni
     assert [entry["queue_fill"] for entry in logs] == [0.25, 0.5, 0.75]
 
 
+def test_shortcut_check_is_logged_and_key_drift_once_per_queue_turnover(tmp_path, tiny_tokenizer):
+    # Queue 16, 4 keys per update: one turnover every 4 updates; the drift appears in the logs at updates 4 and 8.
+    trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=8, xlco_momentum="constant,0.5")
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    for name in ("xlco_positive_minus_queue", "xlco_fresh_minus_queue", "xlco_in_batch_accuracy"):
+        assert all(name in entry for entry in logs[1:]), name  # update 1 has only random queue slots masked out
+    assert [entry["step"] for entry in logs if "xlco_key_drift" in entry] == [4, 8]
+    assert all(entry["xlco_key_drift"] > 0 for entry in logs if "xlco_key_drift" in entry)
+
+
 def test_momentum_zero_makes_keys_follow_queries_and_one_freezes_them(tmp_path, tiny_tokenizer):
     follow = tiny_trainer(tiny_tokenizer, tmp_path / "a", max_steps=2, xlco_momentum="constant,0")
     follow.train()

@@ -9,7 +9,7 @@ from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
 from trainer.key_encoder import KeyEncoder
 from trainer.momentum import MomentumSchedule
 from trainer.negative_queue import NegativeQueue
-from trainer.xlco_loss import xlco_loss
+from trainer.xlco_loss import shortcut_statistics, xlco_loss
 
 
 def hand_xlco_loss(q, k, queue, tau, valid=None):
@@ -38,6 +38,34 @@ def test_xlco_loss_equals_hand_computation():
     assert loss.item() == pytest.approx(expected_loss, rel=1e-6)
     assert accuracy.item() == pytest.approx(expected_accuracy)
     assert 0 < expected_accuracy < 1  # the example is not degenerate
+
+
+def test_xlco_loss_sum_reduction_is_the_batch_sum():
+    generator = torch.Generator().manual_seed(2)
+    q, k, queue = (torch.randn(n, 5, generator=generator, dtype=torch.float64) for n in (4, 4, 7))
+    expected_mean, _ = hand_xlco_loss(q, k, queue, 0.25)
+    summed, _ = xlco_loss(q, k, queue, temperature=0.25, reduction="sum")
+    assert summed.item() == pytest.approx(4 * expected_mean, rel=1e-6)
+
+
+def dot(a, b):
+    return sum(float(x) * float(y) for x, y in zip(a, b))
+
+
+def test_shortcut_statistics_equal_hand_computation():
+    generator = torch.Generator().manual_seed(3)
+    q, k, queue = (torch.randn(n, 4, generator=generator, dtype=torch.float64) for n in (3, 3, 5))
+    k[1] = q[1] * 2  # one positive clearly above the other fresh keys
+    valid = torch.tensor([True, True, False, True, True])
+    stats = shortcut_statistics(q, k, queue, 0.5, valid)
+    queue_score = sum(dot(q[i], queue[j]) for i in range(3) for j in range(5) if valid[j]) / (3 * 4) / 0.5
+    positive = sum(dot(q[i], k[i]) for i in range(3)) / 3 / 0.5
+    fresh = sum(dot(q[i], k[j]) for i in range(3) for j in range(3) if i != j) / 6 / 0.5
+    in_batch = sum(all(dot(q[i], k[i]) > dot(q[i], k[j]) for j in range(3) if j != i) for i in range(3)) / 3
+    assert stats["xlco_positive_minus_queue"].item() == pytest.approx(positive - queue_score)
+    assert stats["xlco_fresh_minus_queue"].item() == pytest.approx(fresh - queue_score)
+    assert stats["xlco_in_batch_accuracy"].item() == pytest.approx(in_batch)
+    assert 0 < in_batch < 1
 
 
 def test_xlco_loss_masks_unfilled_slots_and_cosine_option():

@@ -32,13 +32,7 @@ QUIET = ["--disable_tqdm", "true", "--log_level", "warning", "--report_to", "non
 NO_SELECTION = ["--eval_strategy", "no", "--save_strategy", "no"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    """Tiny models run far faster on one thread, and do not slow to a crawl when other processes share the CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def xnli_args(checkpoint: Path, data: Path, output_dir: Path, *extra: str) -> list[str]:

@@ -65,9 +65,13 @@ class InfoXLMDataCollator:
     Output (LongTensors, only for the keys present; B = len(examples), T = longest in the batch):
         "mlm", "tlm": {"input_ids" (B, T), "attention_mask" (B, T), "labels" (B, T)}  (masked as in mask_tokens)
         "xlco": {"query_input_ids" (B, Tq), "query_attention_mask" (B, Tq),
-                 "key_input_ids" (B, Tk), "key_attention_mask" (B, Tk)}  (not masked)
+                 "key_input_ids" (B, Tk), "key_attention_mask" (B, Tk)}
+            masked like MLM inputs with `xlco_mask_probability` (default: `mlm_probability`; 0 = not masked), no
+            labels: the reference masks XLCO inputs as noise. It masks each sentence before the mixup concatenation;
+            we mask the concatenated side, which is the same distribution for per-token masking, and never touch
+            special tokens (so the `<s>` whose state is the sentence vector stays).
 
-    Masking draws from torch's global RNG (which the Trainer seeds and checkpoints), or from `generator`.
+    Masking draws from torch's global RNG (which `SeededCollator` seeds per batch), or from `generator`.
     """
 
     def __init__(
@@ -76,13 +80,19 @@ class InfoXLMDataCollator:
         mlm_probability: float = 0.15,
         pad_to_multiple_of: int | None = None,
         generator: torch.Generator | None = None,
+        xlco_mask_probability: float | None = None,
     ):
         if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer needs a mask token and a pad token for MLM/TLM masking.")
         if not 0.0 < mlm_probability < 1.0:
             raise ValueError(f"mlm_probability must be between 0 and 1, got {mlm_probability}.")
+        if xlco_mask_probability is None:
+            xlco_mask_probability = mlm_probability
+        if not 0.0 <= xlco_mask_probability < 1.0:
+            raise ValueError(f"xlco_mask_probability must be in [0, 1), got {xlco_mask_probability}.")
         self.tokenizer = tokenizer
         self.mlm_probability = mlm_probability
+        self.xlco_mask_probability = xlco_mask_probability
         self.pad_to_multiple_of = pad_to_multiple_of
         self.generator = generator
         self.pad_id = tokenizer.pad_token_id
@@ -117,6 +127,15 @@ class InfoXLMDataCollator:
                     self.pad_id,
                     self.pad_to_multiple_of,
                 )
+                if self.xlco_mask_probability > 0:
+                    ids, _ = mask_tokens(
+                        ids,
+                        self.special_ids,
+                        self.mask_id,
+                        self.random_ids,
+                        self.xlco_mask_probability,
+                        self.generator,
+                    )
                 xlco[f"{side}_input_ids"], xlco[f"{side}_attention_mask"] = ids, mask
             batch["xlco"] = xlco
         unknown = objectives - {"mlm", "tlm", "xlco"}

@@ -66,6 +66,21 @@ class DataArguments:
     mlm_probability: float = field(
         default=0.15, metadata={"help": "Share of (non-special) tokens selected for masking in MLM and TLM."}
     )
+    xlco_mask_probability: float | None = field(
+        default=None,
+        metadata={
+            "help": "Share of (non-special) XLCO tokens masked like MLM inputs (80/10/10), on the query and the key "
+            "side, with no loss on them: noise on both encoders' inputs, as in the reference. Default: "
+            "--mlm_probability; 0 turns it off."
+        },
+    )
+    tlm_both_directions: bool = field(
+        default=True,
+        metadata={
+            "help": "Lay out each TLM pair as <s> src </s></s> tgt </s> or <s> tgt </s></s> src </s>, by a seeded coin "
+            "per example (the reference binarises both orders). False: always source first."
+        },
+    )
     language_sampling_alpha: float = field(
         default=0.3,
         metadata={
@@ -117,6 +132,13 @@ class DataArguments:
             )
         if not 0.0 < self.mlm_probability < 1.0:
             raise ValueError(f"--mlm_probability must be between 0 and 1 (exclusive), got {self.mlm_probability}.")
+        if self.xlco_mask_probability is None:
+            self.xlco_mask_probability = self.mlm_probability
+        if not 0.0 <= self.xlco_mask_probability < 1.0:
+            raise ValueError(
+                f"--xlco_mask_probability must be in [0, 1) (0 turns XLCO input masking off), got "
+                f"{self.xlco_mask_probability}."
+            )
         if not 0.0 <= self.language_sampling_alpha <= 1.0:
             raise ValueError(
                 f"--language_sampling_alpha must be in [0, 1] (XLM-R uses 0.3), got {self.language_sampling_alpha}."

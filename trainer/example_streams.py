@@ -198,16 +198,19 @@ class ObjectiveStream:
         eos: int,
         max_seq_length: int,
         xlco_mixup: bool = True,
+        tlm_both_directions: bool = True,
     ):
         if objective not in ("mlm", "tlm", "xlco"):
             raise ValueError(f"unknown objective {objective!r}")
         self.objective, self.sources, self.probabilities = objective, sources, probabilities
         self.bos, self.eos, self.max_seq_length = bos, eos, max_seq_length
-        self.xlco_mixup = xlco_mixup
+        self.xlco_mixup, self.tlm_both_directions = xlco_mixup, tlm_both_directions
 
     def iter_examples(self, seed: int, worker_id: int = 0, num_workers: int = 1) -> Iterator[dict]:
         rng = make_rng(seed, self.objective, "languages", worker_id)
         bits_rng = make_rng(seed, self.objective, "mixup", worker_id)
+        # TLM reads each pair in both directions (the reference binarises (src, tgt) and (tgt, src)): a coin per example.
+        direction_rng = make_rng(seed, self.objective, "direction", worker_id)
         streams: dict[int, Iterator] = {}
         for index in sample_indices(self.probabilities, rng):
             if index not in streams:  # opened lazily: a language never drawn is never read
@@ -217,6 +220,8 @@ class ObjectiveStream:
                 yield {"input_ids": next(stream)}
             elif self.objective == "tlm":
                 src, tgt = next(stream)
+                if self.tlm_both_directions and direction_rng.random() < 0.5:
+                    src, tgt = tgt, src
                 yield {"input_ids": build_tlm_example(src, tgt, self.bos, self.eos, self.max_seq_length)}
             else:
                 pair = next(stream)

@@ -4,25 +4,37 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
+from accelerate.data_loader import prepare_data_loader
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_callback import ExportableState
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SaveStrategy, rotate_checkpoints
 
 from modeling_infoxlm.hub import model_card
 
+from .checkpoints import (
+    TRAINER_STATE_NAME,
+    CheckpointError,
+    prepare_staging,
+    publish,
+    resolve_resume_checkpoint,
+    staging_folder,
+)
+from .data_errors import DataError
 from .key_encoder import KeyEncoder
 from .momentum import MomentumSchedule
 from .negative_queue import NegativeQueue
 from .seeded_collator import SeededCollator
 from .training_args import InfoXLMTrainingArguments
-from .xlco_loss import xlco_loss
+from .xlco_loss import shortcut_statistics, xlco_loss
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +42,12 @@ XLCO_STATE_WEIGHTS = "xlco_state.safetensors"
 XLCO_STATE_JSON = "xlco_state.json"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be resumed from; the message names the file and what to do."""
+def uses_every_parameter(config, args: InfoXLMTrainingArguments) -> bool:
+    """Whether every trainable parameter gets a gradient at every step, so DDP need not search for unused ones."""
+    objectives = args.objective_list
+    lm_head = "mlm" in objectives or "tlm" in objectives  # also the only users of the layers above xlco_layer
+    projection = not config.xlco_use_projection or ("xlco" in objectives and args.xlco_enable_step == 0)
+    return lm_head and projection
 
 
 class InfoXLMTrainer(Trainer):
@@ -46,14 +62,27 @@ class InfoXLMTrainer(Trainer):
 
     args: InfoXLMTrainingArguments
 
-    def __init__(self, model=None, args: InfoXLMTrainingArguments = None, data_collator=None, **kwargs):
+    def __init__(
+        self,
+        model=None,
+        args: InfoXLMTrainingArguments = None,
+        data_collator=None,
+        xlco_fill_dataset=None,
+        **kwargs,
+    ):
         if not isinstance(args, InfoXLMTrainingArguments):
             raise TypeError("InfoXLMTrainer needs InfoXLMTrainingArguments.")
+        if args.ddp_find_unused_parameters is None and model is not None:
+            # transformers' default (True) costs an extra graph traversal per step, and warns when nothing is unused.
+            args.ddp_find_unused_parameters = not uses_every_parameter(model.config, args)
         if data_collator is not None:
             data_collator = SeededCollator(data_collator, args.data_seed if args.data_seed is not None else args.seed)
         super().__init__(model=model, args=args, data_collator=data_collator, **kwargs)
-        # compute_loss returns a per-batch mean; the Trainer must scale it for gradient accumulation.
+        # "reference": compute_loss divides summed losses by the update's summed sample size (every micro-batch, every
+        # rank; `get_batch_samples`), so the Trainer must not divide by the accumulation steps again. "mean": a
+        # per-micro-batch mean that the Trainer scales for gradient accumulation.
         self.model_accepts_loss_kwargs = False
+        self.loss_is_scaled_for_ga = args.loss_normalization == "reference"
         self.objectives = args.objective_list
         config = self.model.config
         self.momentum = MomentumSchedule.parse(args.xlco_momentum or f"constant,{config.xlco_momentum}")
@@ -63,9 +92,12 @@ class InfoXLMTrainer(Trainer):
             generator = torch.Generator().manual_seed(args.seed)
             dim = config.xlco_projection_size if config.xlco_use_projection else config.hidden_size
             self.queue = NegativeQueue(config.xlco_queue_size, dim, generator=generator).to(self.args.device)
+        self.xlco_fill_dataset = xlco_fill_dataset
         self._pending_keys: list[torch.Tensor] = []
+        self._drift_probe: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._skip_update = False
-        self._metrics: dict[str, list[torch.Tensor]] = defaultdict(list)
+        # name -> [(sum, count)] since the last log; logged as Σsum / Σcount over every rank.
+        self._metrics: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = defaultdict(list)
         self._tokens = torch.zeros((), dtype=torch.long, device=self.args.device)
         self._last_log_time = time.perf_counter()
         self._non_embedding_parameters = self.model.num_parameters(exclude_embeddings=True)
@@ -79,7 +111,38 @@ class InfoXLMTrainer(Trainer):
             return False
         return self.args.xlco_queue_fill == "masked" or self.queue.is_full
 
+    @staticmethod
+    def sample_size(batch: dict) -> torch.Tensor:
+        """The reference's sample size of one micro-batch: masked MLM and TLM tokens plus XLCO sentences.
+
+        The XLCO sentences count whether or not the XLCO loss is on yet (the reference's criterion returns them
+        while its queue fills and while λ is 0 before `xlco_enable_step`)."""
+        size = torch.zeros((), dtype=torch.long)
+        for objective in ("mlm", "tlm"):
+            if objective in batch:
+                size = size.to(batch[objective]["labels"].device) + batch[objective]["labels"].ne(-100).sum()
+        if "xlco" in batch:
+            size = size + batch["xlco"]["query_input_ids"].shape[0]
+        return size
+
+    def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
+        """The micro-batches of one update and, with `--loss_normalization reference`, their summed sample size
+        over every rank: the divisor fairseq applies to the update's summed gradient."""
+        batch_samples, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if self.args.loss_normalization != "reference" or not batch_samples:
+            return batch_samples, None
+        total = sum(self.sample_size(batch).to(device) for batch in batch_samples)
+        if self.accelerator.num_processes > 1:
+            total = self.accelerator.reduce(total, reduction="sum")
+        return batch_samples, total
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """
+        `--loss_normalization reference`: `(λ_xlco·ΣCE_xlco + λ_tlm·ΣCE_tlm + λ_mlm·ΣCE_mlm) / num_items_in_batch`,
+        the update's summed sample size, times the number of processes because DDP averages gradients where fairseq
+        sums them. `mean`: the sum of the objectives' weighted means (`λ_mlm·mean_mlm + λ_tlm·mean_tlm +
+        λ_xlco·mean_xlco`), which the Trainer divides by the accumulation steps.
+        """
         args = self.args
         mlm, tlm, xlco = inputs.get("mlm"), inputs.get("tlm"), inputs.get("xlco")
         with_xlco = xlco is not None and self.xlco_active(self.state.global_step + 1)
@@ -99,15 +162,15 @@ class InfoXLMTrainer(Trainer):
             forward.update(xlco_input_ids=xlco["query_input_ids"], xlco_attention_mask=xlco["query_attention_mask"])
 
         # One forward of the (possibly DDP-wrapped) model: DDP allows one forward per backward.
-        outputs = model(**forward)
-        losses = []
+        outputs = model(**forward, loss_reduction="sum")
+        terms = []  # (weight, summed loss, sample size) per objective
         if mlm is not None:
-            losses.append(args.lambda_mlm * outputs.mlm_loss)
-            self._record("mlm_loss", outputs.mlm_loss)
+            terms.append((args.lambda_mlm, outputs.mlm_loss, mlm["labels"].ne(-100).sum()))
+            self._record("mlm_loss", *terms[-1][1:])
             self._tokens += mlm["attention_mask"].sum()
         if tlm is not None:
-            losses.append(args.lambda_tlm * outputs.tlm_loss)
-            self._record("tlm_loss", outputs.tlm_loss)
+            terms.append((args.lambda_tlm, outputs.tlm_loss, tlm["labels"].ne(-100).sum()))
+            self._record("tlm_loss", *terms[-1][1:])
             self._tokens += tlm["attention_mask"].sum()
         if xlco is not None:
             # Same precision as the query pass: accelerate autocasts only the prepared model's forward.
@@ -116,21 +179,35 @@ class InfoXLMTrainer(Trainer):
             self._tokens += xlco["query_attention_mask"].sum() + xlco["key_attention_mask"].sum()
             if with_xlco:
                 mask = self.queue.valid_mask() if args.xlco_queue_fill == "masked" else None
+                queries, temperature = outputs.sentence_vectors, self.model.config.xlco_temperature
                 loss, accuracy = xlco_loss(
-                    outputs.sentence_vectors,
+                    queries,
                     keys,
                     self.queue.keys,
-                    self.model.config.xlco_temperature,
+                    temperature,
                     negatives_mask=mask,
                     normalize=args.xlco_normalize,
                     in_batch_negatives=args.xlco_in_batch_negatives,
+                    reduction="sum",
                 )
-                losses.append(args.lambda_xlco * loss)
-                self._record("xlco_loss", loss)
-                self._record("xlco_accuracy", accuracy)
+                sentences = torch.tensor(queries.shape[0], device=loss.device)
+                terms.append((args.lambda_xlco, loss, sentences))
+                self._record("xlco_loss", loss, sentences)
+                self._record("xlco_accuracy", accuracy * sentences, sentences)
+                for name, value in shortcut_statistics(queries, keys, self.queue.keys, temperature, mask).items():
+                    self._record(name, value, torch.ones_like(sentences))
+            if self._drift_probe is None:
+                self._drift_probe = (xlco["key_input_ids"], xlco["key_attention_mask"], keys.float())
             # Enqueued after the optimizer update, and only if it happens (see `_AfterOptimizerStep`).
             self._pending_keys.append(keys.float())
-        loss = sum(losses)
+
+        if args.loss_normalization == "reference":
+            if num_items_in_batch is None:  # outside the training loop (e.g. evaluate): this batch alone
+                num_items_in_batch = self.sample_size(inputs)
+            total = sum(weight * summed for weight, summed, _ in terms)
+            loss = total / num_items_in_batch.clamp(min=1) * self.accelerator.num_processes
+        else:
+            loss = sum(weight * summed / size.clamp(min=1) for weight, summed, size in terms)
         return (loss, outputs) if return_outputs else loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -155,8 +232,8 @@ class InfoXLMTrainer(Trainer):
         )
         return 6 * tokens * self._non_embedding_parameters
 
-    def _record(self, name: str, value: torch.Tensor) -> None:
-        self._metrics[name].append(value.detach().float())
+    def _record(self, name: str, total: torch.Tensor, count: torch.Tensor) -> None:
+        self._metrics[name].append((total.detach().float(), count.detach().float()))
 
     # ---------------------------------------------------------------- after each update
 
@@ -175,6 +252,33 @@ class InfoXLMTrainer(Trainer):
             self.key_encoder.update(self.model, self.momentum(update))
         if pending:
             self.queue.enqueue(self.accelerator.gather(torch.cat(pending)))
+        if self._drift_probe is not None and update % self.updates_per_queue_turnover() == 0:
+            self._record_key_drift()
+
+    def updates_per_queue_turnover(self) -> int:
+        """Updates after which every queue slot has been rewritten: the age of the oldest negative."""
+        per_update = (
+            self.args.per_device_train_batch_size
+            * self.args.gradient_accumulation_steps
+            * self.accelerator.num_processes
+        )
+        return max(1, math.ceil(self.queue.size / per_update))
+
+    @torch.no_grad()
+    def _record_key_drift(self) -> None:
+        """`xlco_key_drift`: how far the keys of the same sentences moved over one queue turnover, relative to how
+        far apart the keys of different sentences are. Near or above 1, a key's age tells as much as its content:
+        the positive (the freshest key) can be found without reading it (see the README on the shortcut check)."""
+        input_ids, attention_mask, old = self._drift_probe
+        self._drift_probe = None
+        if old.shape[0] < 2:
+            return
+        with self.accelerator.autocast():
+            new = self.key_encoder(input_ids, attention_mask).float()
+        moved = (new - old).norm(dim=-1).mean()
+        spread = torch.cdist(old, old)
+        spread = spread.sum() / (old.shape[0] * (old.shape[0] - 1))
+        self._record("xlco_key_drift", moved / spread.clamp(min=1e-12), torch.ones_like(moved))
 
     def drop_gradients_of_skipped_update(self, optimizer) -> None:
         # Parameters without a gradient are left alone by torch optimizers (no step, no moment update).
@@ -183,43 +287,80 @@ class InfoXLMTrainer(Trainer):
 
     # ---------------------------------------------------------------- queue prefill
 
+    # The reference fills with K // (B·R) + 100 batches, so the queue has wrapped once the loss starts.
+    PREFILL_EXTRA_BATCHES = 100
+
+    def queue_fill_dataset(self):
+        """XLCO examples for the queue fill, in an order independent of the training stream's: filling from the
+        training batches themselves would put the twin key of each of the first K/(B·R) updates' positives in the
+        queue as a negative. `xlco_fill_dataset` given to the trainer, else the training dataset's own
+        `xlco_fill_dataset()` (`PretrainingDataset` has one: the same data under another seed)."""
+        if self.xlco_fill_dataset is not None:
+            return self.xlco_fill_dataset
+        make = getattr(self.train_dataset, "xlco_fill_dataset", None)
+        if make is None:
+            raise ValueError(
+                f"--xlco_queue_fill prefill needs XLCO examples in an order independent of training: the training "
+                f"dataset ({type(self.train_dataset).__name__}) has no xlco_fill_dataset(); pass "
+                "InfoXLMTrainer(xlco_fill_dataset=...) or use --xlco_queue_fill masked."
+            )
+        return make()
+
     @torch.no_grad()
     def prefill_queue(self) -> None:
-        """The reference's fill phase: key-encoder passes over training batches until every queue slot holds a key."""
-        per_batch = self.args.per_device_train_batch_size * self.accelerator.num_processes
-        batches = math.ceil((self.queue.size - self.queue.filled) / per_batch)
-        if batches <= 0:
+        """The reference's fill phase: key-encoder passes over K // (B·R) + 100 batches of an independent XLCO pass
+        (see `queue_fill_dataset`), before the first update. Leaves the training stream and its collator as they
+        were; does nothing if the queue is already full."""
+        if self.queue.is_full:
             return
-        collator = self.data_collator
-        calls = getattr(collator, "calls", None)
-        dataloader = self.get_train_dataloader()
+        args = self.args
+        per_batch = args.per_device_train_batch_size * self.accelerator.num_processes
+        batches = self.queue.size // per_batch + self.PREFILL_EXTRA_BATCHES
+        fill_seed = (args.data_seed if args.data_seed is not None else args.seed) + 1_000_003
+        # The training collator's own calls counter (its masking seeds) must not move: a separate SeededCollator.
+        collator = SeededCollator(getattr(self.data_collator, "collator", self.data_collator), fill_seed)
+        loader = torch.utils.data.DataLoader(
+            self.queue_fill_dataset(),
+            batch_size=args.per_device_train_batch_size,
+            collate_fn=collator,
+            num_workers=args.dataloader_num_workers,
+        )
+        # Each rank reads its own share of the fill stream, as accelerate shards the training stream.
+        loader = prepare_data_loader(
+            loader,
+            device=args.device,
+            num_processes=self.accelerator.num_processes,
+            process_index=self.accelerator.process_index,
+            split_batches=False,
+            put_on_device=True,
+            dispatch_batches=False,
+        )
         progress = tqdm(
             total=batches, desc="Filling the XLCO queue", disable=not self.is_local_process_zero(), unit="batch"
         )
-        for batch in dataloader:
-            xlco = self._prepare_inputs(batch)["xlco"]
+        filled_batches = 0
+        for batch in loader:
+            xlco = batch["xlco"]
             with self.accelerator.autocast():
                 keys = self.key_encoder(xlco["key_input_ids"], xlco["key_attention_mask"])
             self.queue.enqueue(self.accelerator.gather(keys.float()))
             progress.update()
-            if self.queue.is_full:
+            filled_batches += 1
+            if filled_batches >= batches:
                 break
         progress.close()
-        if calls is not None:
-            collator.calls = calls  # the training stream starts where it would have without the prefill
         if not self.queue.is_full:
-            raise ValueError(
-                f"The training data ran out after {self.queue.filled} keys while filling a queue of "
+            raise DataError(
+                f"The XLCO data ran out after {self.queue.filled} keys while filling a queue of "
                 f"{self.queue.size}: lower --xlco_queue_size or use --xlco_queue_fill masked."
             )
 
     # ---------------------------------------------------------------- train / resume
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
-            if resume_from_checkpoint is None:
-                raise CheckpointError(f"--resume_from_checkpoint: no checkpoint-* folder in {self.args.output_dir}.")
+        """`resume_from_checkpoint`: a checkpoint folder, or True (or "true", as the command line gives it) for the
+        latest complete `checkpoint-N` of `output_dir`; incomplete ones are skipped with a warning naming them."""
+        resume_from_checkpoint = resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir)
         if resume_from_checkpoint:
             # Validate and load before the Trainer touches anything, so a bad checkpoint changes nothing.
             self.load_xlco_state(resume_from_checkpoint)
@@ -227,8 +368,63 @@ class InfoXLMTrainer(Trainer):
             self.prefill_queue()
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
+    def _save_checkpoint(self, model, trial) -> None:
+        """
+        transformers' `Trainer._save_checkpoint` (5.x), made atomic: every file goes to `tmp-checkpoint-N` and the
+        folder is renamed to `checkpoint-N` once complete (trainer/checkpoints.py), so an interrupted save never
+        leaves a `checkpoint-N` that resuming would pick. Pushing and rotation see only the renamed folder.
+        """
+        args = self.args
+        if self.hp_search_backend is None and trial is None:
+            self.store_flos()
+        run_dir = self._get_output_dir(trial=trial)
+        checkpoint = Path(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        staging = staging_folder(checkpoint)
+        if args.should_save:
+            prepare_staging(staging)
+        # Every rank writes its RNG state into the staging folder: none may start before it exists and is empty.
+        self.accelerator.wait_for_everyone()
+        try:
+            self.save_model(str(staging), _internal_call=True)
+            if args.save_strategy in (SaveStrategy.STEPS, SaveStrategy.EPOCH, SaveStrategy.BEST) and (
+                self.state.best_global_step
+            ):
+                best = Path(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.best_global_step}")
+                if self.state.best_global_step == self.state.global_step or best.exists():
+                    self.state.best_model_checkpoint = str(best)  # the final name, also in trainer_state.json
+            if not args.save_only_model:
+                self._save_optimizer_and_scheduler(str(staging))  # with the XLCO state
+                self._save_scaler(str(staging))
+                self._save_rng_state(str(staging))
+            if args.should_save:
+                for callback in [*self.callback_handler.callbacks, self.control]:
+                    if isinstance(callback, ExportableState):
+                        name, callback_state = type(callback).__name__, callback.state()
+                        if isinstance(self.state.stateful_callbacks[name], list):
+                            self.state.stateful_callbacks[name].append(callback_state)
+                        else:
+                            self.state.stateful_callbacks[name] = callback_state
+                self.state.save_to_json(str(staging / TRAINER_STATE_NAME))
+            self.accelerator.wait_for_everyone()  # every rank's files are in
+            if args.should_save:
+                publish(staging, checkpoint)
+        except BaseException:
+            if args.should_save and staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)  # never leave a half-written folder behind
+            raise
+        self.accelerator.wait_for_everyone()
+        if args.push_to_hub:
+            self._push_from_checkpoint(str(checkpoint))
+        if args.should_save:
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )
+
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
-        # Called for every checkpoint (not for save_model/push_to_hub), before trainer_state.json marks it complete.
+        # Called for every checkpoint (not for save_model/push_to_hub), into its staging folder: in before the rename.
         super()._save_optimizer_and_scheduler(output_dir)
         if self.key_encoder is not None and self.args.should_save:
             self.save_xlco_state(output_dir)
@@ -298,10 +494,19 @@ class InfoXLMTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._metrics:  # a training log: add the per-objective numbers
-            for name, values in self._metrics.items():
-                logs[name] = round(torch.stack(values).mean().item(), 4)
+            # Every rank logs (the Trainer gathers `loss` on all of them), so the metrics can be reduced here: each
+            # is Σ sum / Σ count over the logging window and every rank, per token / sentence whatever the mode.
+            names = sorted(self._metrics)
+            sums = torch.stack([torch.stack([s for s, _ in self._metrics[name]]).sum() for name in names])
+            counts = torch.stack([torch.stack([c for _, c in self._metrics[name]]).sum() for name in names])
+            reduced = torch.cat([sums, counts, self._tokens.float()[None]])
+            if self.accelerator.num_processes > 1:
+                reduced = self.accelerator.reduce(reduced, reduction="sum")
+            reduced = reduced.tolist()
+            for i, name in enumerate(names):
+                logs[name] = round(reduced[i] / max(reduced[len(names) + i], 1e-12), 4)
             now = time.perf_counter()
-            logs["tokens_per_second"] = round(self._tokens.item() / max(now - self._last_log_time, 1e-9), 1)
+            logs["tokens_per_second"] = round(reduced[-1] / max(now - self._last_log_time, 1e-9), 1)
             self._metrics.clear()
             self._tokens.zero_()
             self._last_log_time = now

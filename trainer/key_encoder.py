@@ -26,7 +26,9 @@ class KeyEncoder(nn.Module):
         self.load_state_dict({name: query_state[name] for name in self.state_dict()}, strict=True)
         self.to(device=query_model.device, dtype=torch.float32)
         self.requires_grad_(False)
-        self.eval()  # no dropout in the keys, as in MoCo and the reference
+        # No dropout in the keys, as in MoCo. The reference's key model is in training mode, but with the paper's
+        # dropout 0 that computes the same keys; with dropout > 0 (e.g. from scratch) ours stay deterministic.
+        self.eval()
         self.names = [name for name, _ in self.named_parameters()]
 
     def query_parameters(self, query_model: nn.Module) -> list[torch.Tensor]:

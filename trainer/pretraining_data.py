@@ -29,7 +29,7 @@ from .example_streams import (
     StreamPairSegment,
 )
 from .hf_corpora import find_hf_mono_corpora, find_hf_parallel_corpora
-from .sampling import sampling_probabilities
+from .sampling import make_rng, sampling_probabilities
 from .tokenized_corpora import tokenize_corpora, tokenizer_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,16 @@ class PretrainingDataset(torch.utils.data.IterableDataset):
     def __init__(self, streams: dict[str, ObjectiveStream], seed: int):
         self.streams, self.seed = streams, seed
 
+    def xlco_fill_dataset(self) -> "PretrainingDataset":
+        """XLCO examples alone, from the same data under a seed of their own: a language order, shuffle and mixup
+        independent of the training stream's, for filling the negative queue before training (the reference fills
+        from a separate, unshuffled pass for the same reason: the queue must not hold the training positives)."""
+        if "xlco" not in self.streams:
+            raise ValueError("xlco_fill_dataset: this dataset has no XLCO stream (objective 'xlco' is not enabled).")
+        return PretrainingDataset(
+            {"xlco": self.streams["xlco"]}, int(make_rng(self.seed, "xlco_queue_fill").integers(2**31))
+        )
+
     def __iter__(self):
         worker = torch.utils.data.get_worker_info()
         worker_id, num_workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
@@ -100,7 +110,10 @@ def _special_ids(tokenizer) -> tuple[int, int]:
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
     if bos is None or eos is None:
-        raise ValueError("the tokenizer needs <s> (bos or cls) and </s> (eos or sep) tokens to lay out examples.")
+        raise DataError(
+            f"the tokenizer ({getattr(tokenizer, 'name_or_path', '?')}) has no <s> (bos or cls) or </s> (eos or sep) "
+            "token, which every example layout needs: use an XLM-R-style tokenizer (--tokenizer_name)."
+        )
     return bos, eos
 
 
@@ -149,6 +162,7 @@ def build_pretraining_dataset(
         "max_seq_length": max_len,
         "language_sampling_alpha": data_args.language_sampling_alpha,
         "xlco_mixup": data_args.xlco_mixup,
+        "tlm_both_directions": data_args.tlm_both_directions,
         "streaming": bool(data_args.streaming),
         "corpora": [_corpus_entry(c, stats[id(c)], segments[id(c)]) for c in mono + parallel],
         "notes": [],
@@ -171,7 +185,14 @@ def build_pretraining_dataset(
         for name, p in probabilities.items():
             table[name]["probability"] = p
         streams[objective] = ObjectiveStream(
-            objective, sources, list(probabilities.values()), bos, eos, max_len, data_args.xlco_mixup
+            objective,
+            sources,
+            list(probabilities.values()),
+            bos,
+            eos,
+            max_len,
+            data_args.xlco_mixup,
+            data_args.tlm_both_directions,
         )
         if objective == "xlco" and data_args.xlco_mixup:  # mixup uses two pairs per example
             for entry in table.values():

@@ -20,6 +20,14 @@ class InfoXLMTrainingArguments(TrainingArguments):
     objectives: str = field(
         default="mlm,tlm,xlco", metadata={"help": "Comma-separated subset of mlm,tlm,xlco to train on."}
     )
+    loss_normalization: str = field(
+        default="reference",
+        metadata={
+            "help": "reference: as fairseq, (λ_xlco·ΣCE_xlco + λ_tlm·ΣCE_tlm + λ_mlm·ΣCE_mlm) divided by the update's "
+            "summed sample size (XLCO sentences + masked TLM and MLM tokens, over every micro-batch and rank): one "
+            "XLCO sentence weighs as much as one masked token. mean: each objective's mean, added with its λ."
+        },
+    )
     lambda_mlm: float = field(default=1.0, metadata={"help": "Weight of the MLM loss."})
     lambda_tlm: float = field(default=1.0, metadata={"help": "Weight of the TLM loss."})
     lambda_xlco: float = field(default=1.0, metadata={"help": "Weight of the XLCO loss (the paper's λ)."})
@@ -41,9 +49,9 @@ class InfoXLMTrainingArguments(TrainingArguments):
     xlco_queue_fill: str = field(
         default="prefill",
         metadata={
-            "help": "prefill: run forward-only key passes over training batches until the queue is full, before "
-            "the first update (the reference). masked: start at step one and leave the slots not yet filled out "
-            "of the softmax."
+            "help": "prefill: before the first update, fill the queue with key-encoder passes over K/(B·R) + 100 "
+            "XLCO batches drawn in an order independent of training (the reference). masked: start at step one "
+            "and leave the slots not yet filled out of the softmax."
         },
     )
     xlco_normalize: bool = field(
@@ -86,6 +94,8 @@ class InfoXLMTrainingArguments(TrainingArguments):
         self.objective_list = [name for name in OBJECTIVES if name in names]
         if self.xlco_momentum is not None:
             MomentumSchedule.parse(self.xlco_momentum)  # fail at parse time, not at step 1
+        if self.loss_normalization not in ("reference", "mean"):
+            raise ValueError(f"--loss_normalization {self.loss_normalization!r}: expected 'reference' or 'mean'.")
         if self.xlco_queue_fill not in ("prefill", "masked"):
             raise ValueError(f"--xlco_queue_fill {self.xlco_queue_fill!r}: expected 'prefill' or 'masked'.")
         if self.xlco_enable_step < 0:

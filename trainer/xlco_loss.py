@@ -12,12 +12,14 @@ def xlco_loss(
     negatives_mask: torch.BoolTensor | None = None,
     normalize: bool = False,
     in_batch_negatives: bool = False,
+    reduction: str = "mean",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """
     Cross-entropy over `[q·k⁺, q·n_1, …, q·n_K] / temperature` with the positive at index 0.
 
     Raw dot products by default, as in the reference (no L2 normalisation); `normalize=True` uses cosine similarity.
-    The loss is averaged over the batch (the reference sums; averaging keeps the scale independent of batch size).
+    `reduction="sum"` is the reference's (its trainer then divides by the update's sample size); `"mean"` averages
+    over the batch.
 
     Args:
         queries: `(batch, dim)` query vectors (with gradient).
@@ -44,6 +46,43 @@ def xlco_loss(
         negative = torch.cat([batch.masked_fill(eye, float("-inf")), negative], dim=1)
     logits = torch.cat([positive, negative], dim=1) / temperature
     targets = torch.zeros(queries.shape[0], dtype=torch.long, device=queries.device)
-    loss = F.cross_entropy(logits.float(), targets)
+    loss = F.cross_entropy(logits.float(), targets, reduction=reduction)
     accuracy = (logits.argmax(dim=1) == 0).float().mean()
     return loss, accuracy
+
+
+@torch.no_grad()
+def shortcut_statistics(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    negatives: torch.Tensor,
+    temperature: float,
+    negatives_mask: torch.BoolTensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """
+    Does XLCO find the positive by its content or by its age? The positive key is the only key of the batch's own
+    key-encoder version among the queue's older ones; the other keys of the batch are just as fresh but are not
+    translations. Scores are logits (dot product / temperature), averaged over the batch.
+
+    Returns:
+        `xlco_positive_minus_queue`: mean score of the positive minus the mean score of a queue key: the margin the
+            loss rewards.
+        `xlco_fresh_minus_queue`: mean score of another sentence's fresh key (same batch) minus that of a queue key.
+            Near `xlco_positive_minus_queue`, freshness alone earns the margin (the shortcut); near 0, the margin is
+            earned by content.
+        `xlco_in_batch_accuracy`: share of queries whose positive outscores every other key of the batch (chance is
+            1 / batch size); `xlco_accuracy` near 1 with this near chance means the shortcut.
+    """
+    queries, keys, negatives = queries.float(), keys.float(), negatives.float()
+    if negatives_mask is not None:
+        negatives = negatives[negatives_mask]
+    scores = queries @ keys.T / temperature  # (batch, batch); the diagonal holds the positives
+    eye = torch.eye(scores.shape[0], dtype=torch.bool, device=scores.device)
+    others = scores.masked_fill(eye, float("-inf"))
+    statistics = {"xlco_in_batch_accuracy": (scores.diagonal() > others.max(dim=1).values).float().mean()}
+    if len(negatives):  # (an empty queue holds no age to compare with)
+        queue = (queries @ negatives.mean(dim=0)).mean() / temperature  # = mean over queries and queue of q·n / τ
+        statistics["xlco_positive_minus_queue"] = scores.diagonal().mean() - queue
+        if scores.shape[0] > 1:
+            statistics["xlco_fresh_minus_queue"] = scores[~eye].mean() - queue
+    return statistics
