@@ -304,7 +304,7 @@ def warn_about_queue(config: InfoXLMConfig, training_args, data_summary: dict) -
         return
     per_batch = training_args.per_device_train_batch_size * training_args.world_size
     fill = (
-        f" Filling it takes {config.xlco_queue_size // per_batch + InfoXLMTrainer.PREFILL_EXTRA_BATCHES:,} key batches "
+        f" Filling it takes {InfoXLMTrainer.prefill_batches(config.xlco_queue_size, per_batch):,} key batches "
         f"of {per_batch} before the "
         "first update."
         if training_args.xlco_queue_fill == "prefill"

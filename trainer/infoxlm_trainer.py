@@ -290,6 +290,11 @@ class InfoXLMTrainer(Trainer):
     # The reference fills with K // (B·R) + 100 batches, so the queue has wrapped once the loss starts.
     PREFILL_EXTRA_BATCHES = 100
 
+    @classmethod
+    def prefill_batches(cls, queue_size: int, keys_per_batch: int) -> int:
+        """Key batches of the fill phase for a queue of `queue_size` and `keys_per_batch` = B·R keys per batch."""
+        return queue_size // keys_per_batch + cls.PREFILL_EXTRA_BATCHES
+
     def queue_fill_dataset(self):
         """XLCO examples for the queue fill, in an order independent of the training stream's: filling from the
         training batches themselves would put the twin key of each of the first K/(B·R) updates' positives in the
@@ -315,7 +320,7 @@ class InfoXLMTrainer(Trainer):
             return
         args = self.args
         per_batch = args.per_device_train_batch_size * self.accelerator.num_processes
-        batches = self.queue.size // per_batch + self.PREFILL_EXTRA_BATCHES
+        batches = self.prefill_batches(self.queue.size, per_batch)
         fill_seed = (args.data_seed if args.data_seed is not None else args.seed) + 1_000_003
         # The training collator's own calls counter (its masking seeds) must not move: a separate SeededCollator.
         collator = SeededCollator(getattr(self.data_collator, "collator", self.data_collator), fill_seed)
