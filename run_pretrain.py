@@ -153,7 +153,7 @@ DEMO_MODEL = (
 
 def demo_arguments(demo_dir: Path = DEMO_DIR) -> list[str]:
     """
-    The built-in default: a tiny model trained from scratch on the CLDR demo corpus (trainer/cldr_corpus.py), with a
+    The built-in default: a tiny model trained from scratch on the CLDR demo corpus (trainer/data/demo_corpus.py), with a
     tokenizer trained on that corpus, so the first command of the README works offline on a fresh machine.
     """
     corpus_dir, tokenizer_dir = demo_dir / "corpus", demo_dir / "tokenizer"

@@ -1,12 +1,21 @@
 """A tiny deterministic stream of combined pretraining examples, and a tiny trainer on it, for the trainer tests."""
 
+import json
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
+from datasets import load_dataset
 from torch.utils.data import IterableDataset
+from transformers import TrainerCallback
 
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
-from trainer import InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments
+from trainer import DataArguments, InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments
+from trainer.data.dataset import Corpora, build_pretraining_dataset
+from trainer.data.hf_sources import HFTextCorpus, HFTranslationCorpus
 
 
 class SyntheticPretrainingStream(IterableDataset):
@@ -35,6 +44,18 @@ class SyntheticPretrainingStream(IterableDataset):
         return SyntheticPretrainingStream(self.vocab_size, seed=self.seed + 1_000_003, objectives=("xlco",))
 
 
+class StopAfter(TrainerCallback):
+    """Saves a checkpoint at update `step` and stops there: an interrupted run."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_save = True
+            control.should_training_stop = True
+
+
 def tiny_infoxlm(vocab_size: int, seed: int = 0, **overrides) -> InfoXLMForPreTraining:
     torch.manual_seed(seed)
     config = InfoXLMConfig(
@@ -50,7 +71,7 @@ def tiny_infoxlm(vocab_size: int, seed: int = 0, **overrides) -> InfoXLMForPreTr
     return InfoXLMForPreTraining(config)
 
 
-def tiny_trainer(tokenizer, output_dir, max_steps=4, model=None, stream_seed=0, **args) -> InfoXLMTrainer:
+def tiny_training_args(output_dir, max_steps: int, **args) -> InfoXLMTrainingArguments:
     defaults = dict(
         output_dir=str(output_dir),
         max_steps=max_steps,
@@ -64,7 +85,20 @@ def tiny_trainer(tokenizer, output_dir, max_steps=4, model=None, stream_seed=0, 
         seed=0,
         xlco_queue_fill="masked",
     )
-    training_args = InfoXLMTrainingArguments(**{**defaults, **args})
+    return InfoXLMTrainingArguments(**{**defaults, **args})
+
+
+def run_torchrun(worker: Path, output_dir: Path, port: int, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`worker output_dir` as two CPU processes (gloo) under torch.distributed.run."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+    return subprocess.run(
+        [*command, str(worker), str(output_dir)], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def tiny_trainer(tokenizer, output_dir, max_steps=4, model=None, stream_seed=0, **args) -> InfoXLMTrainer:
+    training_args = tiny_training_args(output_dir, max_steps, **args)
     model = model or tiny_infoxlm(len(tokenizer))
     return InfoXLMTrainer(
         model=model,
@@ -72,5 +106,88 @@ def tiny_trainer(tokenizer, output_dir, max_steps=4, model=None, stream_seed=0, 
         train_dataset=SyntheticPretrainingStream(
             len(tokenizer), seed=stream_seed, objectives=training_args.objective_list
         ),
+        data_collator=InfoXLMDataCollator(tokenizer),
+    )
+
+
+def snapshot(trainer) -> dict[str, torch.Tensor]:
+    state = {f"query.{k}": v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    state.update({f"key.{k}": v.detach().clone() for k, v in trainer.key_encoder.named_parameters()})
+    state["queue"] = trainer.queue.keys.clone()
+    return state
+
+
+def assert_same(a: dict, b: dict, atol: float = 1e-6):
+    assert a.keys() == b.keys()
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert worst <= atol, worst
+
+
+# ---- the same trainer on a real (tiny) corpus read by trainer.data ---------------------------------------------------
+
+LANGUAGE_WORDS = {
+    "en": "the a cat dog sat on mat house red blue green big small".split(),
+    "fr": "le la chat chien sur tapis maison rouge bleu vert grand petit".split(),
+    "de": "der die das katze hund auf matte haus rot blau grün groß klein".split(),
+}
+
+
+def write_tiny_corpus(root: Path) -> Path:
+    """`root/mono/{en,fr,de}.txt` (300, 120, 40 sentences) and `root/parallel/` with fr-en as Moses files and de-en
+    as JSON lines, so that the cached and the streamed readers of every format are exercised."""
+    rng = random.Random(0)
+
+    def sentence(language):
+        return " ".join(rng.choice(LANGUAGE_WORDS[language]) for _ in range(rng.randrange(3, 8)))
+
+    (root / "mono").mkdir(parents=True)
+    (root / "parallel").mkdir()
+    for language, size in (("en", 300), ("fr", 120), ("de", 40)):
+        (root / "mono" / f"{language}.txt").write_text("".join(sentence(language) + "\n" for _ in range(size)))
+    fr, en = zip(*[(sentence("fr"), sentence("en")) for _ in range(90)])
+    (root / "parallel" / "t.fr-en.fr").write_text("\n".join(fr) + "\n")
+    (root / "parallel" / "t.fr-en.en").write_text("\n".join(en) + "\n")
+    rows = [{"translation": {"de": sentence("de"), "en": sentence("en")}} for _ in range(50)]
+    (root / "parallel" / "t.de-en.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return root
+
+
+def corpus_dataset(tokenizer, root: Path, objectives=("mlm", "tlm", "xlco"), seed=0, hf_streaming=False, **data):
+    """`build_pretraining_dataset` on the tiny corpus: local files (cached, or `streaming=True`), or the same text
+    as streamed 🤗 datasets (`hf_streaming`)."""
+    values = {
+        "mono_data": [str(root / "mono")],
+        "parallel_data": [str(root / "parallel")],
+        "max_seq_length": 24,
+        "data_cache_dir": str(root / "cache"),
+        **data,
+    }
+    corpora = None
+    if hf_streaming:
+        corpora = Corpora(
+            mono=[
+                HFTextCorpus(load_dataset("text", data_files=str(path), split="train", streaming=True), path.stem)
+                for path in sorted((root / "mono").glob("*.txt"))
+            ],
+            parallel=[
+                HFTranslationCorpus(
+                    load_dataset(
+                        "json", data_files=str(root / "parallel" / "t.de-en.jsonl"), split="train", streaming=True
+                    ),
+                    "de",
+                    "en",
+                )
+            ],
+        )
+    dataset, _ = build_pretraining_dataset(DataArguments(**values), tokenizer, list(objectives), seed, corpora)
+    return dataset
+
+
+def corpus_trainer(tokenizer, dataset, output_dir, max_steps=6, model=None, **args) -> InfoXLMTrainer:
+    """tiny_trainer's model and arguments on a PretrainingDataset (so the stream position is checkpointed)."""
+    return InfoXLMTrainer(
+        model=model or tiny_infoxlm(len(tokenizer)),
+        args=tiny_training_args(output_dir, max_steps, **{"xlco_queue_fill": "prefill", **args}),
+        train_dataset=dataset,
         data_collator=InfoXLMDataCollator(tokenizer),
     )

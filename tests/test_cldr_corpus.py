@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.cldr_corpus import (
+from trainer.data.demo_corpus import (
     DEMO_LOCALES,
     LOCALE_SCRIPTS,
     NAME_CATEGORIES,
@@ -20,7 +20,7 @@ from trainer.cldr_corpus import (
     heldout_keys,
     write_demo_corpus,
 )
-from trainer.corpora import find_mono_corpora, find_parallel_corpora
+from trainer.data.sources import find_mono_corpora, find_parallel_corpora
 
 TRAINER_DIR = Path(__file__).resolve().parents[1] / "trainer"
 
@@ -168,7 +168,7 @@ def test_same_seed_same_bytes_other_seed_other_heldout(corpus, tmp_path):
         "sys.modules['trainer'] = package  # skip trainer/__init__ (torch): only the corpus modules are needed\n"
         "from babel import Locale\n"
         "Locale.parse('fr').quarters['stand-alone']['wide'][1]\n"
-        "from trainer.cldr_corpus import write_demo_corpus\n"
+        "from trainer.data.demo_corpus import write_demo_corpus\n"
         "write_demo_corpus(sys.argv[2])\n"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -4,7 +4,7 @@ import torch
 from collators_helpers import random_sequences, within
 
 from trainer import InfoXLMDataCollator
-from trainer.collators import pad_sequences
+from trainer.data.collator import pad_sequences
 
 
 def test_masking_rates(tiny_tokenizer):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from trainer.layouts import (
+from trainer.data.layouts import (
     BlockPacker,
     build_block,
     build_tlm_example,

@@ -9,8 +9,8 @@ import torch
 from transformers import HfArgumentParser
 
 from trainer import DataArguments, InfoXLMDataCollator, build_pretraining_dataset
-from trainer.example_streams import ArrowBlockSegment, StreamBlockSegment
-from trainer.sampling import make_rng, sampling_probabilities
+from trainer.data.sampling import sampling_probabilities
+from trainer.data.streams import ArrowBlockSegment, StreamBlockSegment
 
 WORDS = {"en": "the cat dog sat on mat", "fr": "le chat chien sur tapis", "de": "der die das katze hund"}
 
@@ -75,7 +75,7 @@ def test_languages_are_drawn_with_the_alpha_probabilities(corpus_dir, tiny_token
 
 
 def test_summary_is_logged(corpus_dir, tiny_tokenizer, caplog):
-    caplog.set_level("INFO", logger="trainer.pretraining_data")
+    caplog.set_level("INFO", logger="trainer.data.dataset")
     _, summary = build_pretraining_dataset(make_args(corpus_dir), tiny_tokenizer, ["mlm", "tlm"], seed=0)
     assert "p(sample)" in caplog.text and "fr-en" in caplog.text and "blank lines" in caplog.text
     assert summary["mlm"]["tokens"] == 4 * (400 + 100 + 25)  # 4 words per sentence
@@ -169,21 +169,21 @@ def test_cache_is_reused(corpus_dir, tiny_tokenizer):
 def test_worker_shards_are_disjoint_and_complete(corpus_dir, tiny_tokenizer):
     import datasets
 
-    from trainer.corpora import TextFileCorpus
+    from trainer.data.sources import TextFileCorpus
 
     rows = [[5 + i % 30] * (1 + i % 6) for i in range(3000)]
     table = datasets.Dataset.from_dict({"input_ids": rows, "length": [len(r) for r in rows]})
     segment = ArrowBlockSegment(table, 0, len(rows), 16, 0, 2)
-    everything = list(segment.iter_pass(make_rng(0, "x"), 0, 1))
-    shards = [list(segment.iter_pass(make_rng(0, "x"), w, 3)) for w in range(3)]
+    everything = [block for block, _ in segment.iter_pass((0, "x"), 0, 1)]
+    shards = [[block for block, _ in segment.iter_pass((0, "x"), w, 3)] for w in range(3)]
     assert sorted(sum(shards, [])) == sorted(everything) and len(everything) == len(segment.blocks)
 
     lines = [" ".join(["the"] * (1 + i % 5)) + f" {i}" for i in range(2500)]  # unique sentences
     (corpus_dir / "big.en.txt").write_text("\n".join(lines) + "\n")
     corpus = TextFileCorpus(corpus_dir / "big.en.txt")
     stream = StreamBlockSegment(corpus, tiny_tokenizer, 64, 0, 2, shuffle_buffer_size=0)
-    whole = [t for block in stream.iter_pass(make_rng(0), 0, 1) for t in block if t not in (0, 2)]
-    parts = [[t for b in stream.iter_pass(make_rng(0), w, 2) for t in b if t not in (0, 2)] for w in range(2)]
+    whole = [t for block, _ in stream.iter_pass((0,), 0, 1) for t in block if t not in (0, 2)]
+    parts = [[t for b, _ in stream.iter_pass((0,), w, 2) for t in b if t not in (0, 2)] for w in range(2)]
     assert sorted(parts[0] + parts[1]) == sorted(whole) and parts[0] and parts[1]
 
 

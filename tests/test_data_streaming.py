@@ -8,8 +8,8 @@ import psutil
 import pytest
 
 from trainer import DataArguments, InfoXLMDataCollator, build_pretraining_dataset
-from trainer.hf_corpora import HFTextCorpus, HFTranslationCorpus
-from trainer.pretraining_data import Corpora
+from trainer.data.dataset import Corpora
+from trainer.data.hf_sources import HFTextCorpus, HFTranslationCorpus
 
 WORDS = "the a cat dog sat on mat house red blue green big small one two three and or is was".split()
 NUM_LINES = 1_000_000

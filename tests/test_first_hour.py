@@ -136,7 +136,7 @@ def scripts_with_help() -> list[list[str]]:
     scripts = sorted(REPO.glob("run_*.py"))
     for folder in ("experiments", "benchmarks"):
         scripts += [path for path in sorted(REPO.glob(f"{folder}/**/*.py")) if "argparse" in path.read_text("utf-8")]
-    return [[str(path)] for path in scripts] + [["-m", "modeling_infoxlm.export"], ["-m", "trainer.cldr_corpus"]]
+    return [[str(path)] for path in scripts] + [["-m", "modeling_infoxlm.export"], ["-m", "trainer.data.demo_corpus"]]
 
 
 @pytest.mark.parametrize("script", scripts_with_help(), ids=lambda command: command[-1].replace(str(REPO) + "/", ""))

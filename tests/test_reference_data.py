@@ -16,7 +16,7 @@ from trainer import (
     InfoXLMTrainingArguments,
     build_pretraining_dataset,
 )
-from trainer.collators import pad_sequences
+from trainer.data.collator import pad_sequences
 
 
 def xlco_examples(tokenizer, count, length, generator):

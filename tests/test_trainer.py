@@ -2,31 +2,15 @@
 
 import json
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from pretraining_stream import tiny_infoxlm, tiny_trainer
+from pretraining_stream import StopAfter, assert_same, run_torchrun, snapshot, tiny_infoxlm, tiny_trainer
 from safetensors.torch import load_file
 from transformers import AutoModel, TrainerCallback
 
 from trainer import CheckpointError
-
-
-def snapshot(trainer) -> dict[str, torch.Tensor]:
-    state = {f"query.{k}": v.detach().clone() for k, v in trainer.model.state_dict().items()}
-    state.update({f"key.{k}": v.detach().clone() for k, v in trainer.key_encoder.named_parameters()})
-    state["queue"] = trainer.queue.keys.clone()
-    return state
-
-
-def assert_same(a: dict, b: dict, atol: float = 1e-6):
-    assert a.keys() == b.keys()
-    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
-    assert worst <= atol, worst
 
 
 def test_training_logs_every_objective_and_fills_the_queue(tmp_path, tiny_tokenizer):
@@ -139,16 +123,6 @@ def test_checkpoint_holds_xlco_state_and_exported_model_does_not(tmp_path, tiny_
     assert type(AutoModel.from_pretrained(tmp_path / "export")).__name__ == "InfoXLMModel"
 
 
-class StopAfter(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_save = True
-            control.should_training_stop = True
-
-
 def test_exact_resume_matches_uninterrupted_training(tmp_path, tiny_tokenizer):
     straight = tiny_trainer(tiny_tokenizer, tmp_path / "straight", max_steps=6, xlco_queue_fill="prefill")
     straight.train()
@@ -220,11 +194,7 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 @pytest.mark.slow
 def test_two_processes_hold_identical_key_encoders_and_queues(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
-    result = subprocess.run(
-        [*command, str(WORKER), str(tmp_path)], env=env, capture_output=True, text=True, timeout=600
-    )
+    result = run_torchrun(WORKER, tmp_path, port=29517)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
     assert rank0.keys() == rank1.keys()

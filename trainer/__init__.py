@@ -1,14 +1,21 @@
-"""InfoXLM pretraining: the data pipeline (corpora, sampling, layouts, collator) and `InfoXLMTrainer`."""
+"""InfoXLM pretraining: `InfoXLMTrainer` and the XLCO pieces it owns (key encoder, negative queue, loss, momentum),
+retrieval evaluation, and the data pipeline in `trainer.data`."""
 
-from .cldr_corpus import write_demo_corpus
-from .collators import InfoXLMDataCollator
-from .data_arguments import DataArguments
-from .data_errors import DataError
+from .data import (
+    DataArguments,
+    DataError,
+    InfoXLMDataCollator,
+    build_pretraining_dataset,
+    format_summary,
+    load_heldout_pairs,
+    load_parallel_pairs,
+    train_tokenizer,
+    write_demo_corpus,
+)
 from .infoxlm_trainer import CheckpointError, InfoXLMTrainer
 from .key_encoder import KeyEncoder
 from .momentum import MomentumSchedule
 from .negative_queue import NegativeQueue
-from .pretraining_data import build_pretraining_dataset, format_summary, load_heldout_pairs, load_parallel_pairs
 from .retrieval import (
     RetrievalEvaluationCallback,
     describe_poolings,
@@ -23,7 +30,6 @@ from .retrieval import (
     retrieval_report,
     write_retrieval_outputs,
 )
-from .tokenizer_training import train_tokenizer
 from .training_args import InfoXLMTrainingArguments
 from .xlco_loss import xlco_loss
 

@@ -13,6 +13,7 @@ import torch
 from accelerate.data_loader import prepare_data_loader
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torchdata.stateful_dataloader import StatefulDataLoader
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
@@ -28,11 +29,13 @@ from .checkpoints import (
     resolve_resume_checkpoint,
     staging_folder,
 )
-from .data_errors import DataError
+from .data.dataset import PretrainingDataset
+from .data.errors import DataError
+from .data.seeded_collator import SeededCollator
+from .data.stream_position import describe_position, load_stream_position, save_stream_position
 from .key_encoder import KeyEncoder
 from .momentum import MomentumSchedule
 from .negative_queue import NegativeQueue
-from .seeded_collator import SeededCollator
 from .training_args import InfoXLMTrainingArguments
 from .xlco_loss import shortcut_statistics, xlco_loss
 
@@ -93,6 +96,8 @@ class InfoXLMTrainer(Trainer):
             dim = config.xlco_projection_size if config.xlco_use_projection else config.hidden_size
             self.queue = NegativeQueue(config.xlco_queue_size, dim, generator=generator).to(self.args.device)
         self.xlco_fill_dataset = xlco_fill_dataset
+        self._train_loader = None  # the stateful loader of a PretrainingDataset (its position goes in checkpoints)
+        self._resumed_loader_state: dict | None = None
         self._pending_keys: list[torch.Tensor] = []
         self._drift_probe: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._skip_update = False
@@ -364,14 +369,72 @@ class InfoXLMTrainer(Trainer):
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
         """`resume_from_checkpoint`: a checkpoint folder, or True (or "true", as the command line gives it) for the
-        latest complete `checkpoint-N` of `output_dir`; incomplete ones are skipped with a warning naming them."""
+        latest complete `checkpoint-N` of `output_dir`; incomplete ones are skipped with a warning naming them.
+
+        A `PretrainingDataset` resumes at the stream position saved in the checkpoint (validated first), without
+        reading or collating the batches before it; `--ignore_data_skip` restarts its stream from the beginning."""
         resume_from_checkpoint = resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir)
+        self._resumed_loader_state = None
         if resume_from_checkpoint:
             # Validate and load before the Trainer touches anything, so a bad checkpoint changes nothing.
+            if self._streams_with_position() and not self.args.ignore_data_skip:
+                self._resumed_loader_state = load_stream_position(
+                    resume_from_checkpoint, self.accelerator.process_index, self._position_description()
+                )
             self.load_xlco_state(resume_from_checkpoint)
         elif self.queue is not None and self.args.xlco_queue_fill == "prefill":
             self.prefill_queue()
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    # ---------------------------------------------------------------- the data stream and its position
+
+    def _streams_with_position(self) -> bool:
+        return isinstance(self.train_dataset, PretrainingDataset)
+
+    def _position_description(self) -> dict:
+        return describe_position(
+            self.train_dataset,
+            self.accelerator.process_index,
+            self.accelerator.num_processes,
+            self._train_batch_size,
+            self.args.dataloader_num_workers,
+            getattr(self.data_collator, "seed", None),
+        )
+
+    def get_train_dataloader(self):
+        """For a `PretrainingDataset`: torchdata's `StatefulDataLoader` over this rank's share of the stream, at the
+        resumed position if any. transformers' own loader would resume by re-reading and re-collating every batch
+        since step 0; its `accelerator_config.use_stateful_dataloader` neither saves the position in checkpoints
+        nor turns that replay off, and accelerate's rank sharding wrapper is not stateful. Other datasets: the
+        Trainer's loader."""
+        if not self._streams_with_position():
+            return super().get_train_dataloader()
+        args, workers = self.args, self.args.dataloader_num_workers
+        dataset = self.train_dataset.shard_for_rank(
+            self.accelerator.process_index, self.accelerator.num_processes, self._train_batch_size
+        )
+        loader = StatefulDataLoader(
+            dataset,
+            batch_size=self._train_batch_size,
+            collate_fn=self.data_collator,
+            num_workers=workers,
+            pin_memory=args.dataloader_pin_memory,
+            prefetch_factor=args.dataloader_prefetch_factor if workers else None,
+            persistent_workers=args.dataloader_persistent_workers if workers else False,
+            # Its own generator for the workers' base seed: drawing it from torch's global RNG would shift dropout
+            # after a resume, which restores that RNG before the loader's iterator is created.
+            generator=torch.Generator().manual_seed(args.seed),
+        )
+        if self._resumed_loader_state is not None:
+            loader.load_state_dict(self._resumed_loader_state)
+        self._train_loader = loader
+        return loader
+
+    def _init_training_state(self, *args, **kwargs):
+        epochs_trained, steps_to_skip = super()._init_training_state(*args, **kwargs)
+        if self._resumed_loader_state is not None:
+            steps_to_skip = 0  # the loader starts at the saved position: nothing to skip
+        return epochs_trained, steps_to_skip
 
     def _save_checkpoint(self, model, trial) -> None:
         """
@@ -401,6 +464,13 @@ class InfoXLMTrainer(Trainer):
                 self._save_optimizer_and_scheduler(str(staging))  # with the XLCO state
                 self._save_scaler(str(staging))
                 self._save_rng_state(str(staging))
+                if self._train_loader is not None:  # every rank writes its own position
+                    save_stream_position(
+                        self._train_loader,
+                        self._position_description(),
+                        staging,
+                        self.accelerator.process_index,
+                    )
             if args.should_save:
                 for callback in [*self.callback_handler.callbacks, self.control]:
                     if isinstance(callback, ExportableState):
@@ -556,3 +626,9 @@ class _AfterOptimizerStep(TrainerCallback):
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         self.trainer.after_optimizer_step()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.trainer._resumed_loader_state is not None:
+            # The Trainer counts epochs from the batches of this call, which start at 0 when nothing was skipped;
+            # an endless stream's epoch is the share of max_steps done (what a straight run logs).
+            state.epoch = state.global_step / state.max_steps

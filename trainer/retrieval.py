@@ -18,9 +18,9 @@ from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from modeling_infoxlm import InfoXLMForPreTraining
 
-from .corpora import find_parallel_corpora
-from .data_errors import DataError
-from .pretraining_data import load_parallel_pairs
+from .data.dataset import load_parallel_pairs
+from .data.errors import DataError
+from .data.sources import find_parallel_corpora
 
 if TYPE_CHECKING:  # matplotlib is imported only when plotting: importing `trainer` stays fast
     from matplotlib.figure import Figure

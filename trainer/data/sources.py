@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data_errors import DataError
+from .errors import DataError
 
 SHARD_CHUNK = 1000
 
@@ -54,6 +54,16 @@ def owns_line(index: int, worker_id: int, num_workers: int) -> bool:
     return num_workers <= 1 or (index // SHARD_CHUNK) % num_workers == worker_id
 
 
+def _start_row(start: dict | None) -> int:
+    return 0 if start is None else int(start["row"])
+
+
+def _chunks(rows: Iterator[tuple]) -> Iterator[tuple[list[tuple], dict]]:
+    """Rows (index first) grouped by their SHARD_CHUNK, each group with the position {"row": first row after it}."""
+    for chunk, group in itertools.groupby(rows, key=lambda row: row[0] // SHARD_CHUNK):
+        yield list(group), {"row": (chunk + 1) * SHARD_CHUNK}
+
+
 def batched(items: Iterable, size: int) -> Iterator[list]:
     """Consecutive lists of up to `size` items."""
     iterator = iter(items)
@@ -79,11 +89,12 @@ def _open_binary(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
-def _iter_raw_lines(path: Path) -> Iterator[bytes]:
-    """Lines of a (possibly gzipped) file as bytes, turning decompression errors into DataError."""
+def _iter_raw_lines(path: Path, start_row: int = 0) -> Iterator[bytes]:
+    """Lines of a (possibly gzipped) file as bytes from line `start_row` on, turning decompression errors into
+    DataError. Skipped lines are neither decoded nor checked (a resumed stream has read them before)."""
     try:
         with _open_binary(path) as f:
-            yield from f
+            yield from itertools.islice(f, start_row, None)
     except GeneratorExit:  # closed early, possibly at interpreter exit when module globals are already gone
         raise
     except (gzip.BadGzipFile, EOFError, OSError) as e:
@@ -143,9 +154,16 @@ class MonoCorpus:
     name: str
     streaming = False  # True when the source can only be read front to back (a streamed 🤗 dataset)
 
-    def iter_lines(self, worker_id: int = 0, num_workers: int = 1) -> Iterator[tuple[int, str]]:
-        """(line index, stripped text) for every line of this worker's shard, blank lines included."""
+    def iter_lines(self, worker_id: int = 0, num_workers: int = 1, start_row: int = 0) -> Iterator[tuple[int, str]]:
+        """(line index, stripped text) for every line of this worker's shard from line `start_row` on, blank lines
+        included."""
         raise NotImplementedError
+
+    def iter_chunks(self, worker_id: int = 0, num_workers: int = 1, start: dict | None = None):
+        """This worker's non-blank sentences, one list per chunk of SHARD_CHUNK lines, each with the reader position
+        after it (a small JSON-able dict; pass it as `start` to read on from there)."""
+        for rows, position in _chunks(self.iter_lines(worker_id, num_workers, _start_row(start))):
+            yield [text for _, text in rows if text], position
 
     def iter_batches(self, batch_size: int = 1000, worker_id: int = 0, num_workers: int = 1) -> Iterator[list[str]]:
         """Non-blank sentences of this worker's shard, in order, in lists of up to `batch_size`."""
@@ -173,8 +191,8 @@ class TextFileCorpus(MonoCorpus):
         self.name = str(path)
         self.language = language or mono_language(self.path)
 
-    def iter_lines(self, worker_id=0, num_workers=1):
-        for index, raw in enumerate(_iter_raw_lines(self.path)):
+    def iter_lines(self, worker_id=0, num_workers=1, start_row=0):
+        for index, raw in enumerate(_iter_raw_lines(self.path, start_row), start_row):
             if owns_line(index, worker_id, num_workers):
                 yield index, decode_line(raw, self.path, index)
 
@@ -217,9 +235,18 @@ class ParallelCorpus:
     def pair(self) -> str:
         return f"{self.src_lang}-{self.tgt_lang}"
 
-    def iter_rows(self, worker_id: int = 0, num_workers: int = 1) -> Iterator[tuple[int, str, str]]:
-        """(row index, source, target), stripped, for every row of this worker's shard, blank ones included."""
+    def iter_rows(
+        self, worker_id: int = 0, num_workers: int = 1, start_row: int = 0
+    ) -> Iterator[tuple[int, str, str]]:
+        """(row index, source, target), stripped, for every row of this worker's shard from row `start_row` on,
+        blank ones included."""
         raise NotImplementedError
+
+    def iter_chunks(self, worker_id: int = 0, num_workers: int = 1, start: dict | None = None):
+        """This worker's training pairs (both sides non-blank, not held out), one list per chunk of SHARD_CHUNK rows,
+        each with the reader position after it (see MonoCorpus.iter_chunks)."""
+        for rows, position in _chunks(self.iter_rows(worker_id, num_workers, _start_row(start))):
+            yield [(src, tgt) for index, src, tgt in rows if src and tgt and not self._is_heldout(index)], position
 
     def _is_heldout(self, index: int) -> bool:
         return self.heldout_every > 0 and index % self.heldout_every == 0
@@ -275,9 +302,11 @@ class MosesCorpus(ParallelCorpus):
         self.check_alignment()
         return super().scan()
 
-    def iter_rows(self, worker_id=0, num_workers=1):
-        lines = itertools.zip_longest(_iter_raw_lines(self.src_path), _iter_raw_lines(self.tgt_path))
-        for index, (src, tgt) in enumerate(lines):
+    def iter_rows(self, worker_id=0, num_workers=1, start_row=0):
+        lines = itertools.zip_longest(
+            _iter_raw_lines(self.src_path, start_row), _iter_raw_lines(self.tgt_path, start_row)
+        )
+        for index, (src, tgt) in enumerate(lines, start_row):
             if src is None or tgt is None:  # one file is longer (scan() catches this before training starts)
                 self.check_alignment()  # raises, naming both files and counts
             if owns_line(index, worker_id, num_workers):
@@ -299,8 +328,8 @@ class TsvCorpus(ParallelCorpus):
         self.heldout_every = heldout_every
         self.name = str(path)
 
-    def iter_rows(self, worker_id=0, num_workers=1):
-        for index, raw in enumerate(_iter_raw_lines(self.path)):
+    def iter_rows(self, worker_id=0, num_workers=1, start_row=0):
+        for index, raw in enumerate(_iter_raw_lines(self.path, start_row), start_row):
             if not owns_line(index, worker_id, num_workers):
                 continue
             # Strip only the line ending: an empty column must stay a column.
@@ -369,8 +398,8 @@ class JsonlCorpus(ParallelCorpus):
             return keys[0], keys[1]
         raise DataError(f"{self.path} is empty (no JSON row); remove it from the parallel data or fill it.")
 
-    def iter_rows(self, worker_id=0, num_workers=1):
-        for index, raw in enumerate(_iter_raw_lines(self.path)):
+    def iter_rows(self, worker_id=0, num_workers=1, start_row=0):
+        for index, raw in enumerate(_iter_raw_lines(self.path, start_row), start_row):
             if not owns_line(index, worker_id, num_workers):
                 continue
             translation = self._parse(raw, index)

@@ -1,7 +1,7 @@
 """Language sampling (p_i ∝ n_i^α) and the seeded random streams that make the data order reproducible."""
 
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -36,10 +36,3 @@ def make_rng(seed: int, *keys: int | str) -> np.random.Generator:
     """An independent random stream for (seed, *keys); strings are hashed stably."""
     entropy = [int(seed) & 0xFFFFFFFF] + [stable_hash(k) if isinstance(k, str) else int(k) for k in keys]
     return np.random.default_rng(entropy)
-
-
-def sample_indices(probabilities: Sequence[float], rng: np.random.Generator, chunk: int = 4096) -> Iterator[int]:
-    """An endless stream of indices drawn i.i.d. from `probabilities` (drawn in chunks: one numpy call each)."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    while True:
-        yield from rng.choice(len(probabilities), size=chunk, p=probabilities).tolist()

@@ -1,7 +1,7 @@
 """Raw pretraining corpora from 🤗 datasets: a text column (MLM) or a `translation` column (TLM, XLCO).
 
 Map-style (`datasets.Dataset`) and streamed (`datasets.IterableDataset`) datasets behave like the local files of
-`corpora.py`: same interface, same blank-line and held-out filtering, same chunked worker sharding. A streamed
+`sources.py`: same interface, same blank-line and held-out filtering, same chunked worker sharding. A streamed
 dataset is never materialised: it is read batch by batch with `IterableDataset.iter`, which (unlike plain
 iteration) does not re-shard across DataLoader workers behind our back.
 """
@@ -10,22 +10,39 @@ from pathlib import Path
 
 import datasets
 
-from .corpora import SHARD_CHUNK, CorpusStats, MonoCorpus, ParallelCorpus, is_language_code
-from .data_errors import DataError
+from .errors import DataError
+from .sources import SHARD_CHUNK, CorpusStats, MonoCorpus, ParallelCorpus, is_language_code
 
 
-def _iter_chunks(dataset, columns: list[str], worker_id: int, num_workers: int):
-    """(first row index, {column: values}) for this worker's chunks of SHARD_CHUNK rows."""
+def _iter_chunks(dataset, columns: list[str], worker_id: int, num_workers: int, start: dict | None = None):
+    """(first row index, {column: values}, position after the chunk) for this worker's chunks of SHARD_CHUNK rows,
+    from the position `start` on (a position this function yielded, or None for the beginning)."""
+    first_chunk = 0 if start is None else int(start["row"]) // SHARD_CHUNK
     if isinstance(dataset, datasets.Dataset):
         dataset = dataset.select_columns(columns)
-        for chunk, start in enumerate(range(0, len(dataset), SHARD_CHUNK)):
+        for chunk in range(first_chunk, -(-len(dataset) // SHARD_CHUNK)):
             if num_workers <= 1 or chunk % num_workers == worker_id:
-                yield start, dataset[start : start + SHARD_CHUNK]
+                rows = dataset[chunk * SHARD_CHUNK : (chunk + 1) * SHARD_CHUNK]
+                yield chunk * SHARD_CHUNK, rows, {"row": (chunk + 1) * SHARD_CHUNK}
     else:
-        # Streaming: every worker reads the stream, but only decodes / tokenizes its own chunks.
-        for chunk, batch in enumerate(dataset.select_columns(columns).iter(batch_size=SHARD_CHUNK)):
+        # Streaming: every worker reads the stream, but only decodes / tokenizes its own chunks. The position holds
+        # the stream's own `state_dict()`: a resume re-opens the stream there (datasets skips read shards and
+        # slices the current one in Arrow) instead of reading and discarding every row before it.
+        dataset = dataset.select_columns(columns)
+        if start is not None:
+            dataset.load_state_dict(start["stream"])
+        for chunk, batch in enumerate(dataset.iter(batch_size=SHARD_CHUNK), first_chunk):
             if num_workers <= 1 or chunk % num_workers == worker_id:
-                yield chunk * SHARD_CHUNK, batch
+                position = {"row": (chunk + 1) * SHARD_CHUNK, "stream": dataset.state_dict()}
+                yield chunk * SHARD_CHUNK, batch, position
+
+
+def _row_position(corpus, start_row: int) -> dict | None:
+    if start_row == 0:
+        return None
+    if corpus.streaming:  # only a position saved while reading can re-open a stream (it holds the stream's state)
+        raise ValueError(f"{corpus.name}: a streamed dataset resumes only from a position that iter_chunks gave.")
+    return {"row": start_row}
 
 
 def _known_num_rows(dataset) -> int | None:
@@ -69,25 +86,36 @@ class HFTextCorpus(MonoCorpus):
             "pass --text_column_name."
         )
 
-    def iter_lines(self, worker_id=0, num_workers=1):
+    def iter_lines(self, worker_id=0, num_workers=1, start_row=0):
+        start = _row_position(self, start_row)
+        for rows, _ in self._iter_text_chunks(worker_id, num_workers, start):
+            yield from rows
+
+    def iter_chunks(self, worker_id=0, num_workers=1, start=None):
+        for rows, position in self._iter_text_chunks(worker_id, num_workers, start):
+            yield [text for _, text in rows if text], position
+
+    def _iter_text_chunks(self, worker_id, num_workers, start):
         if self.dataset.features is not None and self.text_column not in self.dataset.features:
             raise DataError(
                 f"{self.name}: no column {self.text_column!r} (columns: {list(self.dataset.features)}); "
                 "pass the right --text_column_name."
             )
-        for start, batch in _iter_chunks(self.dataset, [self.text_column], worker_id, num_workers):
+        for first, batch, position in _iter_chunks(self.dataset, [self.text_column], worker_id, num_workers, start):
             if self.text_column not in batch:
                 raise DataError(
                     f"{self.name}: no column {self.text_column!r} (columns: {list(batch)}); "
                     "pass the right --text_column_name."
                 )
+            rows = []
             for offset, text in enumerate(batch[self.text_column]):
                 if text is not None and not isinstance(text, str):
                     raise DataError(
-                        f"{self.name}, row {start + offset}: column {self.text_column!r} must hold strings, got "
+                        f"{self.name}, row {first + offset}: column {self.text_column!r} must hold strings, got "
                         f"{type(text).__name__}; pass the right --text_column_name."
                     )
-                yield start + offset, (text or "").strip()
+                rows.append((first + offset, (text or "").strip()))
+            yield rows, position
 
     def scan(self) -> CorpusStats:
         if self.streaming:  # reading a stream up front would defeat streaming: sizes from the dataset card if any
@@ -144,10 +172,20 @@ class HFTranslationCorpus(ParallelCorpus):
             )
         return languages[0], languages[1]
 
-    def iter_rows(self, worker_id=0, num_workers=1):
-        for start, batch in _iter_chunks(self.dataset, [self.column], worker_id, num_workers):
+    def iter_rows(self, worker_id=0, num_workers=1, start_row=0):
+        start = _row_position(self, start_row)
+        for rows, _ in self._iter_row_chunks(worker_id, num_workers, start):
+            yield from rows
+
+    def iter_chunks(self, worker_id=0, num_workers=1, start=None):
+        for rows, position in self._iter_row_chunks(worker_id, num_workers, start):
+            yield [(src, tgt) for index, src, tgt in rows if src and tgt and not self._is_heldout(index)], position
+
+    def _iter_row_chunks(self, worker_id, num_workers, start):
+        for first, batch, position in _iter_chunks(self.dataset, [self.column], worker_id, num_workers, start):
+            rows = []
             for offset, translation in enumerate(batch[self.column]):
-                index = start + offset
+                index = first + offset
                 if not isinstance(translation, dict):
                     raise DataError(f"{self.name}, row {index}: {self.column!r} must be a dict, got {translation!r}.")
                 sides = []
@@ -158,7 +196,8 @@ class HFTranslationCorpus(ParallelCorpus):
                             f"(keys: {sorted(translation)})."
                         )
                     sides.append((translation[lang] or "").strip())
-                yield index, sides[0], sides[1]
+                rows.append((index, sides[0], sides[1]))
+            yield rows, position
 
     def scan(self) -> CorpusStats:
         if self.streaming:

@@ -16,7 +16,7 @@ import logging
 
 import datasets
 
-from .corpora import corpora_fingerprint
+from .sources import corpora_fingerprint
 
 logger = logging.getLogger(__name__)
 

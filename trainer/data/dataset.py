@@ -2,25 +2,30 @@
 
     dataset, summary = build_pretraining_dataset(data_args, tokenizer, ["mlm", "tlm", "xlco"], seed=42)
     collator = InfoXLMDataCollator(tokenizer, data_args.mlm_probability, data_args.pad_to_multiple_of)
-    # each item: {"mlm": {"input_ids"}, "tlm": {"input_ids"}, "xlco": {"query_input_ids", "key_input_ids"}}
+    # each item: {"mlm": {"input_ids"}, "tlm": {"input_ids"}, "xlco": {"query_input_ids", "key_input_ids"},
+    #             "example_index"}
 
 The dataset is an endless torch IterableDataset (the Trainer stops at max_steps). Every pass over a language
-reshuffles it, deterministically from the seed, so a resumed run that iterates again from the start with the same
-seed (what the Trainer does to skip seen batches) sees exactly the same examples. All processes of a distributed
-run produce the same stream; DataLoader workers split it (torch.utils.data.get_worker_info).
+reshuffles it, deterministically from the seed. Its iterator saves and restores its position (`state_dict`), so a
+resumed run continues where it stopped without reading the stream again (streams.py). Every process of a
+distributed run reads the same stream and keeps its own batches (`shard_for_rank`); DataLoader workers split it
+(torch.utils.data.get_worker_info).
 
-Map-style data is tokenized once and cached (tokenized_corpora.py); with --streaming, or for a streamed 🤗
+Map-style data is tokenized once and cached (tokenized_cache.py); with --streaming, or for a streamed 🤗
 dataset, text is tokenized on the fly and nothing is materialised.
 """
 
+import copy
 import logging
 from dataclasses import dataclass, field
 
 import torch
 
-from .corpora import MonoCorpus, ParallelCorpus, find_mono_corpora, find_parallel_corpora
-from .data_errors import DataError
-from .example_streams import (
+from .errors import DataError
+from .hf_sources import find_hf_mono_corpora, find_hf_parallel_corpora
+from .sampling import make_rng, sampling_probabilities
+from .sources import MonoCorpus, ParallelCorpus, find_mono_corpora, find_parallel_corpora
+from .streams import (
     ArrowBlockSegment,
     ArrowPairSegment,
     LanguageSource,
@@ -28,9 +33,7 @@ from .example_streams import (
     StreamBlockSegment,
     StreamPairSegment,
 )
-from .hf_corpora import find_hf_mono_corpora, find_hf_parallel_corpora
-from .sampling import make_rng, sampling_probabilities
-from .tokenized_corpora import tokenize_corpora, tokenizer_fingerprint
+from .tokenized_cache import tokenize_corpora, tokenizer_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -76,15 +79,34 @@ def collect_corpora(data_args, need_mono: bool = True, need_parallel: bool = Tru
     return corpora
 
 
+DATA_STATE_VERSION = 1
+
+
 class PretrainingDataset(torch.utils.data.IterableDataset):
     """Endless combined examples: one example of every enabled objective per item.
 
     Item: {"mlm": {"input_ids": list[int]}, "tlm": {"input_ids": list[int]},
-           "xlco": {"query_input_ids": list[int], "key_input_ids": list[int]}} (enabled objectives only).
+           "xlco": {"query_input_ids": list[int], "key_input_ids": list[int]},
+           "example_index": int} (enabled objectives only; `example_index` counts this worker's items, so a collator
+    can seed its masking from the stream position: `SeededCollator` does).
+
+    `iter(dataset)` is a `PretrainingIterator`, which torchdata's `StatefulDataLoader` recognises as stateful: its
+    `state_dict()` is the stream position (per objective and language, the RNG states, the item count), saved per
+    DataLoader worker by the loader and restored in O(1) by `load_state_dict`, without reading the stream again.
     """
 
-    def __init__(self, streams: dict[str, ObjectiveStream], seed: int):
+    def __init__(self, streams: dict[str, ObjectiveStream], seed: int, identity: dict | None = None):
         self.streams, self.seed = streams, seed
+        self.identity = {"seed": seed, **(identity or {})}
+        self.rank, self.num_ranks, self.batch_size = 0, 1, 1
+
+    def shard_for_rank(self, rank: int, num_ranks: int, batch_size: int) -> "PretrainingDataset":
+        """This dataset as rank `rank` of `num_ranks` reads it: every rank reads the same stream and keeps its own
+        `batch_size` items of each `batch_size * num_ranks` (what accelerate's IterableDatasetShard does, here so
+        that the position stays part of our stateful iterator)."""
+        shard = copy.copy(self)
+        shard.rank, shard.num_ranks, shard.batch_size = rank, num_ranks, batch_size
+        return shard
 
     def xlco_fill_dataset(self) -> "PretrainingDataset":
         """XLCO examples alone, from the same data under a seed of their own: a language order, shuffle and mixup
@@ -92,18 +114,94 @@ class PretrainingDataset(torch.utils.data.IterableDataset):
         from a separate, unshuffled pass for the same reason: the queue must not hold the training positives)."""
         if "xlco" not in self.streams:
             raise ValueError("xlco_fill_dataset: this dataset has no XLCO stream (objective 'xlco' is not enabled).")
-        return PretrainingDataset(
-            {"xlco": self.streams["xlco"]}, int(make_rng(self.seed, "xlco_queue_fill").integers(2**31))
-        )
+        seed = int(make_rng(self.seed, "xlco_queue_fill").integers(2**31))
+        return PretrainingDataset({"xlco": self.streams["xlco"]}, seed, {**self.identity, "queue_fill": True})
 
-    def __iter__(self):
+    def __iter__(self) -> "PretrainingIterator":
         worker = torch.utils.data.get_worker_info()
         worker_id, num_workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
-        iterators = {
-            name: stream.iter_examples(self.seed, worker_id, num_workers) for name, stream in self.streams.items()
+        return PretrainingIterator(self, worker_id, num_workers)
+
+
+class PretrainingIterator:
+    """One DataLoader worker's (and rank's) pass over a PretrainingDataset, with a restorable position."""
+
+    def __init__(self, dataset: PretrainingDataset, worker_id: int, num_workers: int):
+        self.dataset, self.worker_id, self.num_workers = dataset, worker_id, num_workers
+        self.items = 0  # items of this worker's stream read so far (every rank's share counted)
+        self._state: dict | None = None
+        self._objectives = None  # opened on the first item, so that load_state_dict can come first
+
+    def _open(self):
+        states = (self._state or {}).get("objectives", {})
+        self._objectives = {
+            name: stream.iter_examples(self.dataset.seed, self.worker_id, self.num_workers, states.get(name))
+            for name, stream in self.dataset.streams.items()
         }
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        if self._objectives is None:
+            self._open()
+        dataset = self.dataset
         while True:
-            yield {name: next(iterator) for name, iterator in iterators.items()}
+            index = self.items
+            item = {name: next(iterator) for name, iterator in self._objectives.items()}
+            self.items += 1
+            if dataset.num_ranks == 1 or (index // dataset.batch_size) % dataset.num_ranks == dataset.rank:
+                item["example_index"] = index
+                return item
+
+    def where(self) -> dict:
+        """What this position belongs to: checked against the checkpoint before anything is restored."""
+        dataset = self.dataset
+        return {
+            "data": dataset.identity,
+            "worker": [self.worker_id, self.num_workers],
+            "rank": [dataset.rank, dataset.num_ranks],
+            "batch_size": dataset.batch_size,
+        }
+
+    def state_dict(self) -> dict:
+        objectives = self._objectives
+        return {
+            "version": DATA_STATE_VERSION,
+            **self.where(),
+            "items": self.items,
+            "objectives": (
+                (self._state or {}).get("objectives")
+                if objectives is None
+                else {name: iterator.state_dict() for name, iterator in objectives.items()}
+            ),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if self._objectives is not None:
+            raise RuntimeError("load_state_dict must come before the first item is read.")
+        differences = data_state_differences(state, self.where())
+        if differences:  # the trainer checks before building the loader; this guards direct use
+            raise DataError("the saved data position does not fit this data: " + "; ".join(differences))
+        self.items = state["items"]
+        self._state = state if state["objectives"] is not None else None
+
+
+def data_state_differences(saved: dict, current: dict) -> list[str]:
+    """What differs between a saved data position and the data it is restored into, as readable lines."""
+    if saved.get("version") != DATA_STATE_VERSION:
+        return [f"data state version {saved.get('version')!r}, this code reads {DATA_STATE_VERSION}"]
+    differences = []
+
+    def compare(path: str, old, new):
+        if isinstance(old, dict) and isinstance(new, dict):
+            for key in sorted(set(old) | set(new), key=str):
+                compare(f"{path}.{key}" if path else str(key), old.get(key), new.get(key))
+        elif old != new:
+            differences.append(f"{path}: checkpoint {old!r}, now {new!r}")
+
+    compare("", {k: saved.get(k) for k in current}, current)
+    return differences
 
 
 def _special_ids(tokenizer) -> tuple[int, int]:
@@ -200,7 +298,25 @@ def build_pretraining_dataset(
         summary[objective] = {"languages": table, **_totals(table)}
     summary["dropped"] = _dropped(summary["corpora"])
     logger.info("\n" + format_summary(summary))
-    return PretrainingDataset(streams, seed), summary
+    return PretrainingDataset(streams, seed, _identity(summary, data_args)), summary
+
+
+def _identity(summary: dict, data_args) -> dict:
+    """What a saved stream position depends on: the corpora of each objective and language, and every argument
+    that changes the examples or their order."""
+    return {
+        "objectives": {
+            objective: {language: entry["corpora"] for language, entry in summary[objective]["languages"].items()}
+            for objective in summary["objectives"]
+        },
+        "max_seq_length": summary["max_seq_length"],
+        "language_sampling_alpha": summary["language_sampling_alpha"],
+        "xlco_mixup": summary["xlco_mixup"],
+        "tlm_both_directions": summary["tlm_both_directions"],
+        "streaming": summary["streaming"],
+        "shuffle_buffer_size": data_args.shuffle_buffer_size,
+        "parallel_heldout_every": data_args.parallel_heldout_every,
+    }
 
 
 def _make_segments(mono, parallel, stats, tokenizer, data_args, bos: int, eos: int) -> dict[int, object]:

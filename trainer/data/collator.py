@@ -1,4 +1,9 @@
-"""Batching pretraining examples into model-ready tensors: dynamic padding and MLM/TLM masking."""
+"""Batching pretraining examples into model-ready tensors: dynamic padding and MLM/TLM masking.
+
+Hand-written rather than transformers' `DataCollatorForLanguageModeling`, whose masking draws random replacements
+from the whole vocabulary, special tokens included (fairseq's, the reference's, never draws a special token), and
+finds special tokens with a Python loop per row; our examples are already id lists, so padding is one numpy fill.
+"""
 
 from collections.abc import Sequence
 
@@ -112,8 +117,10 @@ class InfoXLMDataCollator:
     def __call__(self, examples: list[dict]) -> dict[str, dict[str, torch.Tensor]]:
         if not examples:
             raise ValueError("cannot collate an empty list of examples")
-        objectives = set(examples[0])
-        if any(set(example) != objectives for example in examples):
+        # `example_index` is the item's stream position (PretrainingDataset), not an objective: SeededCollator seeds
+        # from it; collated directly, it is ignored.
+        objectives = set(examples[0]) - {"example_index"}
+        if any(set(example) - {"example_index"} != objectives for example in examples):
             raise ValueError(f"all examples of a batch need the same objectives, got {[sorted(e) for e in examples]}")
         batch = {}
         for objective in ("mlm", "tlm"):

@@ -7,7 +7,7 @@ languages, scripts, currencies and units, calendar words, and patterns that comp
 translation pair. That makes an offline, licence-clean corpus for trying the whole pipeline (MLM, TLM, XLCO and
 retrieval evaluation) on ~40 languages in ~20 scripts without downloading anything.
 
-Layout written by `write_demo_corpus(out_dir)` (the readers of `trainer.corpora` accept it as is):
+Layout written by `write_demo_corpus(out_dir)` (the readers of `trainer.data.sources` accept it as is):
 
     mono/<locale>.txt                  every phrase of a locale once, seeded shuffle (--mono_data out/mono)
     parallel/cldr.<pivot>-<locale>.tsv pivot<TAB>locale pairs, held-out keys excluded (--parallel_data out/parallel)
@@ -43,7 +43,7 @@ import babel
 from babel import Locale, dates, lists, localedata, numbers, units
 from babel.core import get_cldr_version, get_global, parse_locale
 
-from .corpora import _PAIR_CODE
+from .sources import _PAIR_CODE
 
 FORMAT_VERSION = 1
 ENGLISH = "en"  # the reference of the skip rule (every kept key has an English entry) and the default pivot
@@ -376,7 +376,7 @@ def _check_locale(locale: str):
     if not re.fullmatch(_PAIR_CODE, locale):
         raise ValueError(
             f"locale {locale!r} cannot name a corpus file: use babel's form with '_' (zh_Hant, sr_Latn), "
-            "as trainer.corpora reads language codes from file names"
+            "as trainer.data.sources reads language codes from file names"
         )
 
 

@@ -115,8 +115,9 @@ class DataArguments:
     shuffle_buffer_size: int = field(
         default=100,
         metadata={
-            "help": "With --streaming, examples of each language are shuffled within a buffer of this many "
-            "examples (0 = read in file order). Map-style data is fully reshuffled every pass."
+            "help": "With --streaming, examples of each language are shuffled within windows of whole reader "
+            "chunks (1,000 lines) holding at least this many examples (0 = read in file order); a resume re-reads "
+            "one window. Map-style data is fully reshuffled every pass."
         },
     )
 

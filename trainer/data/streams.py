@@ -1,0 +1,330 @@
+"""Endless, seeded streams of pretraining examples that can stop and resume anywhere: per language, then per
+objective with language sampling.
+
+A *segment* is one corpus seen as examples of one objective's raw material:
+    ArrowBlockSegment / StreamBlockSegment   -> MLM blocks (list[int], specials included)
+    ArrowPairSegment  / StreamPairSegment    -> translation pairs (src ids, tgt ids), no specials
+Arrow segments read the tokenized cache (map-style) and are fully reshuffled every pass; stream segments tokenize
+on the fly and shuffle within windows of whole reader chunks. A *LanguageSource* chains the segments of one
+language (or language pair) and restarts forever, one seeded pass ("epoch") after another. An *ObjectiveIterator*
+samples a language per example (p_i ∝ n_i^α) and lays out the example (layouts.py).
+
+Positions: every example comes with the position *after* it, a small JSON-able dict (epoch, segment, offset in the
+pass; for a stream, the reader position at the start of its shuffle window and the offset in the window). Giving a
+position back as `start` continues with the next example, so resuming costs at most one shuffle window of reading,
+whatever the step. This is the part no library does for us: 🤗 `IterableDataset.state_dict()` drops its shuffle
+buffer on resume, and `interleave_datasets` cannot give exact α-sampling per example with a restorable RNG.
+
+Determinism: every random choice comes from make_rng(seed, ...) keyed by objective, language, segment, epoch and
+window (and DataLoader worker for the language draws), so the same seed gives the same examples, resumed or not.
+Workers: an arrow segment's permutation is shared by all workers and split round robin; a stream is split in
+chunks of lines (sources.owns_line). A worker whose share is empty reads the whole segment instead.
+"""
+
+import numpy as np
+
+from .errors import DataError
+from .layouts import BlockPacker, build_block, build_tlm_example, build_xlco_example, pack_blocks
+from .sampling import make_rng
+from .tokenized_cache import encode
+
+
+def _shard(order: np.ndarray, worker_id: int, num_workers: int) -> np.ndarray:
+    return order if num_workers <= 1 else order[worker_id::num_workers]
+
+
+def _offset(start: dict | None) -> int:
+    return 0 if start is None else int(start["offset"])
+
+
+class _ArrowSegment:
+    """Shared plumbing: holds the datasets.Dataset (picklable by file path) and opens its Arrow table lazily."""
+
+    def __init__(self, dataset, start: int, stop: int):
+        if dataset._indices is not None:  # rows are read from the Arrow table directly: no indices mapping
+            dataset = dataset.flatten_indices()
+        self.dataset, self.start, self.stop = dataset, start, stop
+        self._table = None
+
+    @property
+    def table(self):
+        if self._table is None:
+            self._table = self.dataset.data.table
+        return self._table
+
+    def _column(self, name: str) -> np.ndarray:
+        return self.table.column(name).slice(self.start, self.stop - self.start).to_numpy()
+
+    def __getstate__(self):
+        # Never pickle Arrow buffers into DataLoader workers: they re-open the memory-mapped file.
+        state = dict(self.__dict__)
+        state["_table"] = None
+        return state
+
+
+class ArrowBlockSegment(_ArrowSegment):
+    """MLM blocks over rows [start, stop) of the tokenized monolingual cache."""
+
+    def __init__(self, dataset, start, stop, max_seq_length: int, bos: int, eos: int):
+        super().__init__(dataset, start, stop)
+        self.max_seq_length, self.bos, self.eos = max_seq_length, bos, eos
+        lengths = self._column("length")
+        self.blocks = pack_blocks(lengths, max_seq_length) + start
+        self.stats = {
+            "sentences": int((lengths > 0).sum()),
+            "tokens": int(np.minimum(lengths, max_seq_length - 2).sum()),
+            "examples": len(self.blocks),
+            "truncated": int((lengths > max_seq_length - 2).sum()),
+            "empty_after_tokenization": int((lengths == 0).sum()),
+        }
+
+    def iter_pass(self, keys: tuple, worker_id: int, num_workers: int, start: dict | None = None):
+        """(block, position) for this worker's share of one pass, shuffled by make_rng(*keys), from `start` on."""
+        ids = self.table.column("input_ids")
+        order = _shard(make_rng(*keys).permutation(len(self.blocks)), worker_id, num_workers)
+        for i in range(_offset(start), len(order)):
+            first, stop = self.blocks[order[i]]
+            block = build_block(ids.slice(first, stop - first).to_pylist(), self.bos, self.eos, self.max_seq_length)
+            yield block, {"offset": i + 1}
+
+
+class ArrowPairSegment(_ArrowSegment):
+    """Translation pairs in rows [start, stop) of the tokenized parallel cache (pairs with an empty side skipped)."""
+
+    fetch = 256  # rows gathered per Arrow `take`
+
+    def __init__(self, dataset, start, stop, max_seq_length: int):
+        super().__init__(dataset, start, stop)
+        src, tgt = self._column("src_length"), self._column("tgt_length")
+        kept = (src > 0) & (tgt > 0)
+        self.rows = np.flatnonzero(kept) + start
+        self.stats = {
+            "pairs": int(kept.sum()),
+            "tokens": int((src + tgt)[kept].sum()),
+            "examples": len(self.rows),
+            # Pairs that do not fit <s> A </s></s> B </s>: the longer side is trimmed.
+            "truncated": int(((src + tgt)[kept] > max_seq_length - 4).sum()),
+            "empty_after_tokenization": int((~kept).sum()),
+        }
+
+    def iter_pass(self, keys: tuple, worker_id: int, num_workers: int, start: dict | None = None):
+        """((src ids, tgt ids), position) for this worker's share of one pass (see ArrowBlockSegment.iter_pass)."""
+        pairs = self.table.select(["src_ids", "tgt_ids"])
+        rows = _shard(self.rows[make_rng(*keys).permutation(len(self.rows))], worker_id, num_workers)
+        for first in range(_offset(start), len(rows), self.fetch):
+            chunk = pairs.take(rows[first : first + self.fetch])
+            chunk_pairs = zip(chunk.column("src_ids").to_pylist(), chunk.column("tgt_ids").to_pylist())
+            for j, pair in enumerate(chunk_pairs):
+                yield pair, {"offset": first + j + 1}
+
+
+class _StreamSegment:
+    """A corpus tokenized as it is read. Examples are shuffled within windows of whole reader chunks (at least
+    `shuffle_buffer_size` examples; 0 keeps the reading order): unlike a sliding buffer, a window can be rebuilt
+    from its reader position alone, so a resume re-reads one window instead of the whole stream so far."""
+
+    def __init__(self, corpus, tokenizer, shuffle_buffer_size: int = 0):
+        self.corpus, self.tokenizer = corpus, tokenizer
+        self.shuffle_buffer_size = shuffle_buffer_size
+
+    def _examples(self, rows: list, carry):
+        """(examples of one reader chunk, carry): `carry` is state that crosses chunks (a partly filled block)."""
+        raise NotImplementedError
+
+    def _flush(self, carry) -> list:
+        return []
+
+    initial_carry = None
+
+    def iter_pass(self, keys: tuple, worker_id: int, num_workers: int, start: dict | None = None):
+        """(example, position) for this worker's share of one pass, from `start` on (a position it yielded)."""
+        if start is None:
+            start = {"window": 0, "reader": None, "carry": self.initial_carry, "offset": 0}
+        window, reader, carry, skip = start["window"], start["reader"], start["carry"], start["offset"]
+        chunks = self.corpus.iter_chunks(worker_id, num_workers, reader)
+        ended = False
+        while not ended:
+            window_start = {"window": window, "reader": reader, "carry": carry}
+            examples, ended = [], True
+            for rows, after in chunks:
+                reader = after  # where the next window starts reading
+                new, carry = self._examples(rows, carry)
+                examples += new
+                if len(examples) >= max(self.shuffle_buffer_size, 1):
+                    ended = False
+                    break
+            if ended:
+                examples += self._flush(carry)
+            order = range(len(examples))
+            if self.shuffle_buffer_size > 1:
+                order = make_rng(*keys, window).permutation(len(examples)).tolist()
+            for i in range(skip, len(examples)):
+                yield examples[order[i]], {**window_start, "offset": i + 1}
+            skip, window = 0, window + 1
+
+
+class StreamBlockSegment(_StreamSegment):
+    """MLM blocks packed on the fly from a monolingual corpus, tokenized in batches as it is read."""
+
+    def __init__(self, corpus, tokenizer, max_seq_length: int, bos: int, eos: int, shuffle_buffer_size: int = 0):
+        super().__init__(corpus, tokenizer, shuffle_buffer_size)
+        self.max_seq_length, self.bos, self.eos = max_seq_length, bos, eos
+        self.initial_carry = [bos]
+
+    def _examples(self, texts, carry):
+        packer = BlockPacker(self.bos, self.eos, self.max_seq_length)
+        packer.block = list(carry)  # the block left open by the previous chunk
+        blocks = [block for ids in encode(self.tokenizer, texts) if (block := packer.add(ids)) is not None]
+        return blocks, packer.block
+
+    def _flush(self, carry):
+        return [carry] if len(carry) > 1 else []
+
+
+class StreamPairSegment(_StreamSegment):
+    """Translation pairs from a parallel corpus, tokenized in batches as it is read."""
+
+    def _examples(self, pairs, carry):
+        if not pairs:
+            return [], carry
+        src = encode(self.tokenizer, [s for s, _ in pairs])
+        tgt = encode(self.tokenizer, [t for _, t in pairs])
+        return [(a, b) for a, b in zip(src, tgt) if a and b], carry
+
+
+class LanguageSource:
+    """The segments of one language (or language pair), read pass after pass forever."""
+
+    def __init__(self, name: str, segments: list):
+        self.name, self.segments = name, segments
+
+    def iter_forever(self, seed: int, objective: str, worker_id: int = 0, num_workers: int = 1, start=None):
+        """(example, position) forever, from `start` on (a position it yielded)."""
+        if start is None:
+            start = {"epoch": 0, "segment": 0, "position": None, "shard": [worker_id, num_workers]}
+        epoch, first_segment, position, shard = start["epoch"], start["segment"], start["position"], start["shard"]
+        while True:
+            produced = position is not None  # resumed inside a pass that has produced
+            for k in range(first_segment, len(self.segments)):
+                # Not keyed by worker: all workers must agree on an arrow segment's permutation to split it.
+                keys = (seed, objective, self.name, k, epoch)
+                for example, after in self.segments[k].iter_pass(keys, *shard, position):
+                    produced = True
+                    yield example, {"epoch": epoch, "segment": k, "position": after, "shard": shard}
+                position = None
+            if not produced:
+                if shard[1] > 1:  # this worker's share is empty (tiny corpus): read it all instead
+                    shard = [0, 1]
+                else:
+                    raise DataError(
+                        f"{objective} data for {self.name!r} produced no example in a whole pass; "
+                        "check that its corpora are not empty (or, for streamed data, not exhausted)."
+                    )
+            epoch, first_segment = epoch + 1, 0
+
+
+class LanguageDraws:
+    """Language indices drawn i.i.d. from `probabilities`, in chunks (one numpy call each), restorable: the state is
+    the generator's state before the current chunk and the index in it."""
+
+    def __init__(self, probabilities, rng: np.random.Generator, state: dict | None = None, chunk: int = 4096):
+        self.probabilities, self.rng, self.chunk = np.asarray(probabilities, dtype=np.float64), rng, chunk
+        if state is not None:
+            rng.bit_generator.state = state["rng"]
+        self._draw_chunk()
+        self.index = 0 if state is None else state["index"]
+
+    def _draw_chunk(self) -> None:
+        self.chunk_state = self.rng.bit_generator.state
+        self.values = self.rng.choice(len(self.probabilities), size=self.chunk, p=self.probabilities).tolist()
+        self.index = 0
+
+    def __next__(self) -> int:
+        if self.index == len(self.values):
+            self._draw_chunk()
+        self.index += 1
+        return self.values[self.index - 1]
+
+    def state_dict(self) -> dict:
+        return {"rng": self.chunk_state, "index": self.index}
+
+
+class ObjectiveStream:
+    """Examples of one objective: draw a language with `probabilities`, take its next example, lay it out."""
+
+    def __init__(
+        self,
+        objective: str,
+        sources: list[LanguageSource],
+        probabilities: list[float],
+        bos: int,
+        eos: int,
+        max_seq_length: int,
+        xlco_mixup: bool = True,
+        tlm_both_directions: bool = True,
+    ):
+        if objective not in ("mlm", "tlm", "xlco"):
+            raise ValueError(f"unknown objective {objective!r}")
+        self.objective, self.sources, self.probabilities = objective, sources, probabilities
+        self.bos, self.eos, self.max_seq_length = bos, eos, max_seq_length
+        self.xlco_mixup, self.tlm_both_directions = xlco_mixup, tlm_both_directions
+
+    def iter_examples(self, seed: int, worker_id: int = 0, num_workers: int = 1, state: dict | None = None):
+        return ObjectiveIterator(self, seed, worker_id, num_workers, state)
+
+
+class ObjectiveIterator:
+    """The examples of one ObjectiveStream for one DataLoader worker; `state_dict()` is its position after the last
+    example, `ObjectiveStream.iter_examples(..., state=...)` continues from it."""
+
+    def __init__(self, stream: ObjectiveStream, seed: int, worker_id: int, num_workers: int, state: dict | None):
+        self.stream, self.seed, self.worker_id, self.num_workers = stream, seed, worker_id, num_workers
+        objective = stream.objective
+        self.draws = LanguageDraws(
+            stream.probabilities, make_rng(seed, objective, "languages", worker_id), state and state["draws"]
+        )
+        self.mixup_rng = make_rng(seed, objective, "mixup", worker_id)
+        # TLM reads each pair in both directions (the reference binarises (src, tgt) and (tgt, src)): a coin each.
+        self.direction_rng = make_rng(seed, objective, "direction", worker_id)
+        self.positions: dict[str, dict] = {}  # language -> position after its last example
+        if state is not None:
+            self.mixup_rng.bit_generator.state = state["mixup"]
+            self.direction_rng.bit_generator.state = state["direction"]
+            self.positions = dict(state["languages"])
+        self.readers: dict[int, object] = {}
+
+    def _next_of(self, index: int):
+        if index not in self.readers:  # opened lazily: a language never drawn is never read
+            source = self.stream.sources[index]
+            start = self.positions.get(source.name)
+            self.readers[index] = source.iter_forever(
+                self.seed, self.stream.objective, self.worker_id, self.num_workers, start
+            )
+        example, self.positions[self.stream.sources[index].name] = next(self.readers[index])
+        return example
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        stream, index = self.stream, next(self.draws)
+        if stream.objective == "mlm":
+            return {"input_ids": self._next_of(index)}
+        if stream.objective == "tlm":
+            src, tgt = self._next_of(index)
+            if stream.tlm_both_directions and self.direction_rng.random() < 0.5:
+                src, tgt = tgt, src
+            return {"input_ids": build_tlm_example(src, tgt, stream.bos, stream.eos, stream.max_seq_length)}
+        pair = self._next_of(index)
+        other = self._next_of(index) if stream.xlco_mixup else None
+        bits = int(self.mixup_rng.integers(8))
+        query, key = build_xlco_example(pair, other, bits, stream.bos, stream.eos, stream.max_seq_length)
+        return {"query_input_ids": query, "key_input_ids": key}
+
+    def state_dict(self) -> dict:
+        return {
+            "draws": self.draws.state_dict(),
+            "mixup": self.mixup_rng.bit_generator.state,
+            "direction": self.direction_rng.bit_generator.state,
+            "languages": dict(self.positions),
+        }
