@@ -65,6 +65,12 @@ def parse_args(argv=None):
     parser.add_argument("--skip_xnli", action="store_true")
     parser.add_argument("--no_results", action="store_true", help="Train and evaluate only; no tables or plots.")
     parser.add_argument("--overwrite", action="store_true", help="Retrain runs that already finished.")
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="Train nothing: tables and plots from the finished runs (record.json) among --variants x --seeds "
+        "and stage 1, each run listed; a run that has not finished is named and left out.",
+    )
     args = parser.parse_args(argv)
     if args.results_dir is None:
         args.results_dir = str(Path(args.output_dir) / "results") if args.smoke else str(REPO / "experiments/results")
@@ -295,7 +301,8 @@ def markdown_table(summary: dict) -> str:
             scale = 1 if name == "train_minutes" else 100
             mean, spread, seeds = numbers[name]["mean"], numbers[name]["spread"], len(numbers[name]["seeds"])
             cells.append(f"{scale * mean:.1f} ± {scale * spread / 2:.1f}" if seeds > 1 else f"{scale * mean:.1f}")
-        lines.append(f"| {run} | " + " | ".join(cells) + " |")
+        seeds = ", ".join(str(seed) for seed in numbers[columns[0][0]]["seeds"])
+        lines.append(f"| {run} (seed {seeds}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -312,6 +319,22 @@ def per_language_table(summary: dict, config: dict) -> str:
         group = "mono-only" if language in config["mono_only_languages"] else "bitext"
         cells = [f"{100 * summary[run]['per_language'][language]['xlco']:.1f}" for run in runs]
         lines.append(f"| {language} | {group} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def shortcut_table(records: list[dict]) -> str:
+    """The shortcut check at the end of each XLCO run: the mean of its last 5 logged values (last value for the
+    drift, logged once per queue turnover)."""
+    names = ("xlco_loss", "xlco_accuracy", *SHORTCUT_CHECK)
+    lines = ["| run | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for record in records:
+        if "xlco_loss" not in record["curves"]:
+            continue
+        cells = []
+        for name in names:
+            values = [value for _, value in record["curves"].get(name, [])][-1 if name == "xlco_key_drift" else -5 :]
+            cells.append(f"{statistics.mean(values):.3g}" if values else "–")
+        lines.append(f"| {record['run']} (seed {record['seed']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -372,6 +395,8 @@ def write_results(records: list[dict], config: dict, args, results_dir: Path) ->
     (results_dir / "results.md").write_text(
         "# InfoXLM at small scale: MLM warm start (stage 1), then continued pretraining (stage 2)\n\n"
         f"Accuracies in %, mean ± half the spread over seeds. Machine: {machine}.\n\n{table}\n\n"
+        "The shortcut check at the end of each XLCO run (mean of the last 5 logs; experiments/README.md says how to "
+        f"read it):\n\n{shortcut_table(records)}\n\n"
         "Tatoeba retrieval per language (xlco vector, mean of both directions and of seeds):\n\n"
         f"{languages}\n"
     )
@@ -398,11 +423,28 @@ def write_results(records: list[dict], config: dict, args, results_dir: Path) ->
     return report
 
 
+def collect_records(config, args, output_dir: Path) -> list[dict]:
+    """The finished runs' records: stage 1, then each variant and seed asked for (in that order)."""
+    variants = args.variants or config["default_variants"]
+    seeds = args.seeds if args.seeds is not None else config["seeds"]
+    runs = [(STAGE1, config["stage1_seed"])] + [(variant, seed) for variant in variants for seed in seeds]
+    records = []
+    for run, seed in runs:
+        path = output_dir / (run if run == STAGE1 else f"{run}-seed{seed}") / "record.json"
+        if path.is_file():
+            records.append(json.loads(path.read_text()))
+        else:
+            logger.warning(f"{run} seed {seed}: not finished ({path} missing); left out of the tables")
+    return records
+
+
 def main(argv=None) -> dict | None:
     args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
     config = load_config(args)
     output_dir = Path(args.output_dir)
+    if args.collect:
+        return write_results(collect_records(config, args, output_dir), config, args, Path(args.results_dir))
     tokenizer = prepare_tokenizer(config, output_dir)
     records = []
     if args.stage in ("1", "all"):

@@ -43,6 +43,14 @@ def test_smoke_reproduction_trains_both_stages_and_writes_tables_and_plots(tmp_p
     results = tmp_path / "results"
     saved = json.loads((results / "results.json").read_text())
     assert saved["summary"].keys() == report["summary"].keys()
-    assert "| infoxlm |" in (results / "results.md").read_text()
+    assert "| infoxlm (seed 0) |" in (results / "results.md").read_text()
     for plot in ("losses.png", "retrieval.png", "shortcut_check.png", "stage1_mlm_loss.png"):
         assert (results / plot).read_bytes().startswith(b"\x89PNG")
+
+    # --collect trains nothing: it tabulates the finished runs asked for and names the others (seed 1 here).
+    collected = run_reproduction.main(
+        ["--smoke", "--output_dir", str(tmp_path), "--collect", "--variants", "infoxlm", "mlm_tlm"]
+        + ["--seeds", "0", "1", "--results_dir", str(tmp_path / "collected")]
+    )
+    assert list(collected["summary"]) == ["stage1", "infoxlm", "mlm_tlm"]
+    assert collected["summary"]["infoxlm"]["xnli_en"] == report["summary"]["infoxlm"]["xnli_en"]
