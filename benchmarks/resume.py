@@ -209,12 +209,11 @@ def measure_row(tokenizer, corpus_dir, work, source, workers, steps, repeats, re
     early = output_dir / f"checkpoint-{early_step}"
     late = late_checkpoint(trainer(late_step + 1), early, late_step, replay)
     job = {"work": str(work), "source": source, "output_dir": str(output_dir), "workers": workers, "replay": replay}
-    row = {"fresh": [], "early": [], "late": []}
+    runs = {"fresh": (None, early_step + 1), "early": (str(early), early_step + 1), "late": (str(late), late_step + 1)}
+    row = {name: [] for name in runs}
     for _ in range(repeats):
-        for name, checkpoint, max_steps in (("fresh", None, early_step + 1), ("early", early, early_step + 1)):
-            row[name].append(time_in_fresh_process(threads, **job, checkpoint=checkpoint and str(checkpoint),
-                                                   max_steps=max_steps))  # fmt: skip
-        row["late"].append(time_in_fresh_process(threads, **job, checkpoint=str(late), max_steps=late_step + 1))
+        for name, (checkpoint, max_steps) in runs.items():
+            row[name].append(time_in_fresh_process(threads, **job, checkpoint=checkpoint, max_steps=max_steps))
     fresh = min(row["fresh"])
     return {
         "source": "streamed 🤗" if source == "streamed" else "files",

@@ -37,12 +37,15 @@ def _iter_chunks(dataset, columns: list[str], worker_id: int, num_workers: int, 
                 yield chunk * SHARD_CHUNK, batch, position
 
 
-def _row_position(corpus, start_row: int) -> dict | None:
-    if start_row == 0:
-        return None
-    if corpus.streaming:  # only a position saved while reading can re-open a stream (it holds the stream's state)
-        raise ValueError(f"{corpus.name}: a streamed dataset resumes only from a position that iter_chunks gave.")
-    return {"row": start_row}
+def _rows_from(corpus, worker_id: int, num_workers: int, start_row: int):
+    """iter_lines / iter_rows of a 🤗 corpus: the rows of its `iter_row_chunks`, from row `start_row` on."""
+    start = None
+    if start_row:
+        if corpus.streaming:  # only a position saved while reading can re-open a stream (it holds its state)
+            raise ValueError(f"{corpus.name}: a streamed dataset resumes only from a position that iter_chunks gave.")
+        start = {"row": start_row}
+    for rows, _ in corpus.iter_row_chunks(worker_id, num_workers, start):
+        yield from rows
 
 
 def _known_num_rows(dataset) -> int | None:
@@ -87,15 +90,9 @@ class HFTextCorpus(MonoCorpus):
         )
 
     def iter_lines(self, worker_id=0, num_workers=1, start_row=0):
-        start = _row_position(self, start_row)
-        for rows, _ in self._iter_text_chunks(worker_id, num_workers, start):
-            yield from rows
+        return _rows_from(self, worker_id, num_workers, start_row)
 
-    def iter_chunks(self, worker_id=0, num_workers=1, start=None):
-        for rows, position in self._iter_text_chunks(worker_id, num_workers, start):
-            yield [text for _, text in rows if text], position
-
-    def _iter_text_chunks(self, worker_id, num_workers, start):
+    def iter_row_chunks(self, worker_id=0, num_workers=1, start=None):
         if self.dataset.features is not None and self.text_column not in self.dataset.features:
             raise DataError(
                 f"{self.name}: no column {self.text_column!r} (columns: {list(self.dataset.features)}); "
@@ -173,15 +170,9 @@ class HFTranslationCorpus(ParallelCorpus):
         return languages[0], languages[1]
 
     def iter_rows(self, worker_id=0, num_workers=1, start_row=0):
-        start = _row_position(self, start_row)
-        for rows, _ in self._iter_row_chunks(worker_id, num_workers, start):
-            yield from rows
+        return _rows_from(self, worker_id, num_workers, start_row)
 
-    def iter_chunks(self, worker_id=0, num_workers=1, start=None):
-        for rows, position in self._iter_row_chunks(worker_id, num_workers, start):
-            yield [(src, tgt) for index, src, tgt in rows if src and tgt and not self._is_heldout(index)], position
-
-    def _iter_row_chunks(self, worker_id, num_workers, start):
+    def iter_row_chunks(self, worker_id=0, num_workers=1, start=None):
         for first, batch, position in _iter_chunks(self.dataset, [self.column], worker_id, num_workers, start):
             rows = []
             for offset, translation in enumerate(batch[self.column]):

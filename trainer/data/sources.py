@@ -159,10 +159,14 @@ class MonoCorpus:
         included."""
         raise NotImplementedError
 
+    def iter_row_chunks(self, worker_id: int = 0, num_workers: int = 1, start: dict | None = None):
+        """iter_lines' rows grouped per chunk of SHARD_CHUNK lines, each group with the reader position after it (a
+        small JSON-able dict; pass it as `start` to read on from there)."""
+        return _chunks(self.iter_lines(worker_id, num_workers, _start_row(start)))
+
     def iter_chunks(self, worker_id: int = 0, num_workers: int = 1, start: dict | None = None):
-        """This worker's non-blank sentences, one list per chunk of SHARD_CHUNK lines, each with the reader position
-        after it (a small JSON-able dict; pass it as `start` to read on from there)."""
-        for rows, position in _chunks(self.iter_lines(worker_id, num_workers, _start_row(start))):
+        """This worker's non-blank sentences, one list per chunk, with the reader position after it."""
+        for rows, position in self.iter_row_chunks(worker_id, num_workers, start):
             yield [text for _, text in rows if text], position
 
     def iter_batches(self, batch_size: int = 1000, worker_id: int = 0, num_workers: int = 1) -> Iterator[list[str]]:
@@ -242,14 +246,22 @@ class ParallelCorpus:
         blank ones included."""
         raise NotImplementedError
 
+    def iter_row_chunks(self, worker_id: int = 0, num_workers: int = 1, start: dict | None = None):
+        """iter_rows' rows grouped per chunk of SHARD_CHUNK rows, with the reader position after each (see
+        MonoCorpus.iter_row_chunks)."""
+        return _chunks(self.iter_rows(worker_id, num_workers, _start_row(start)))
+
     def iter_chunks(self, worker_id: int = 0, num_workers: int = 1, start: dict | None = None):
-        """This worker's training pairs (both sides non-blank, not held out), one list per chunk of SHARD_CHUNK rows,
-        each with the reader position after it (see MonoCorpus.iter_chunks)."""
-        for rows, position in _chunks(self.iter_rows(worker_id, num_workers, _start_row(start))):
-            yield [(src, tgt) for index, src, tgt in rows if src and tgt and not self._is_heldout(index)], position
+        """This worker's training pairs, one list per chunk, with the reader position after it."""
+        for rows, position in self.iter_row_chunks(worker_id, num_workers, start):
+            yield [(src, tgt) for index, src, tgt in rows if self._in_split(index, src, tgt, "train")], position
 
     def _is_heldout(self, index: int) -> bool:
         return self.heldout_every > 0 and index % self.heldout_every == 0
+
+    def _in_split(self, index: int, src: str, tgt: str, split: str) -> bool:
+        """Whether row `index` is a pair (both sides non-blank) of `split`: "train", "eval" (held out) or "all"."""
+        return bool(src and tgt) and (split == "all" or self._is_heldout(index) == (split == "eval"))
 
     def iter_batches(
         self, batch_size: int = 1000, worker_id: int = 0, num_workers: int = 1, split: str = "train"
@@ -260,7 +272,7 @@ class ParallelCorpus:
         rows = (
             (src, tgt)
             for index, src, tgt in self.iter_rows(worker_id, num_workers)
-            if src and tgt and (split == "all" or self._is_heldout(index) == (split == "eval"))
+            if self._in_split(index, src, tgt, split)
         )
         yield from batched(rows, batch_size)
 

@@ -294,13 +294,13 @@ class ObjectiveIterator:
         self.readers: dict[int, object] = {}
 
     def _next_of(self, index: int):
+        source = self.stream.sources[index]
         if index not in self.readers:  # opened lazily: a language never drawn is never read
-            source = self.stream.sources[index]
             start = self.positions.get(source.name)
             self.readers[index] = source.iter_forever(
                 self.seed, self.stream.objective, self.worker_id, self.num_workers, start
             )
-        example, self.positions[self.stream.sources[index].name] = next(self.readers[index])
+        example, self.positions[source.name] = next(self.readers[index])
         return example
 
     def __iter__(self):
