@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import compare_records  # noqa: E402
 import run_reproduction  # noqa: E402
 
 
@@ -54,3 +55,26 @@ def test_smoke_reproduction_trains_both_stages_and_writes_tables_and_plots(tmp_p
     )
     assert list(collected["summary"]) == ["stage1", "infoxlm", "mlm_tlm"]
     assert collected["summary"]["infoxlm"]["xnli_en"] == report["summary"]["infoxlm"]["xnli_en"]
+
+
+def test_compare_records_finds_every_changed_value_but_not_wall_times_or_output_folders(tmp_path, capsys):
+    def write(folder, train_seconds, fra_xlco):
+        record = {
+            "run": "infoxlm",
+            "seed": 1,
+            "train_seconds": train_seconds,
+            "arguments": {"output_dir": str(tmp_path / folder / "infoxlm-seed1" / "model"), "learning_rate": 2e-4},
+            "tatoeba": {"languages": {"fra": {"xlco": {"xx->en": fra_xlco}}}},
+            "curves": {"xlco_loss": [[10, 7.9], [20, 7.8]], "tokens_per_second": [[10, float(train_seconds)]]},
+        }
+        run = tmp_path / folder / "infoxlm-seed1"
+        run.mkdir(parents=True)
+        (run / "record.json").write_text(json.dumps(record))
+        return run
+
+    first, rerun, other = write("a", 60, 0.02), write("b", 95, 0.02), write("c", 61, 0.03)
+    for runs, verdict in (((first, rerun), "**Identical.**"), ((first, other), "**1 difference.**")):
+        compare_records.main([*map(str, runs), "--output", str(tmp_path / "check.md")])
+        written = (tmp_path / "check.md").read_text()
+        assert verdict in written and written in capsys.readouterr().out
+    assert "tatoeba.languages.fra.xlco.xx->en: 0.02 vs 0.03" in written
