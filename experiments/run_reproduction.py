@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -338,12 +339,18 @@ def shortcut_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_colours(runs: list[str]) -> dict[str, tuple]:
+    """One colour per run, distinct for up to 20 runs (matplotlib's default cycle repeats after 10)."""
+    palette = colormaps["tab10" if len(runs) <= 10 else "tab20"]
+    return {run: palette(i % palette.N) for i, run in enumerate(runs)}
+
+
 def plot_curves(records: list[dict], names: tuple[str, ...], titles: dict[str, str], path: Path) -> None:
     figure = Figure(figsize=(4 * len(names), 3.6), layout="constrained")
     axes = figure.subplots(1, len(names), squeeze=False)[0]
-    colours = {}
+    colours = run_colours(list(dict.fromkeys(record["run"] for record in records)))
     for record in records:
-        colour = colours.setdefault(record["run"], f"C{len(colours)}")
+        colour = colours[record["run"]]
         first_seed = record["seed"] == min(r["seed"] for r in records if r["run"] == record["run"])
         for ax, name in zip(axes, names):
             points = record["curves"].get(name)
@@ -371,9 +378,10 @@ def plot_retrieval(summary: dict, config: dict, path: Path) -> None:
     languages = bitext + mono
     figure = Figure(figsize=(max(10, 0.16 * len(languages) * len(runs) / 2), 4.5), layout="constrained")
     ax = figure.subplots()
+    colours = run_colours(runs)
     for run in runs:
         ax.plot(range(len(languages)), [100 * summary[run]["per_language"][lang]["xlco"] for lang in languages],
-                marker="o", markersize=3, linewidth=0.8, label=run)  # fmt: skip
+                marker="o", markersize=3, linewidth=0.8, color=colours[run], label=run)  # fmt: skip
     ax.axvline(len(bitext) - 0.5, color="black", linewidth=0.8)
     ax.set_xticks(range(len(languages)))
     ax.set_xticklabels(languages, rotation=90, fontsize=6)
