@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Does the same seed reproduce a run? Compares two runs' `record.json` (written by run_reproduction.py) field by
-field, wall times and paths left out, and writes the verdict as Markdown.
+field (wall times left out; each run's output folder read as `<output_dir>`, so the stage-1 and model paths are
+compared), and writes the verdict as Markdown.
 
     python experiments/compare_records.py outputs/reproduction/infoxlm-seed1 \
         outputs/reproduction_rerun/infoxlm-seed1 --output experiments/results/rerun_check.md
@@ -10,12 +11,12 @@ import argparse
 import json
 from pathlib import Path
 
-# Wall times and where things were written differ between two runs of the same seed by design.
+# Wall times differ between two runs of the same seed by design.
 SKIPPED_KEYS = {"train_seconds", "eval_seconds", "tokens_per_second"}
 
 
 def differences(a, b, path: str = "") -> list[str]:
-    """Paths (`tatoeba.languages.fra.xlco.xx->en`) where `a` and `b` differ, skipped keys and run folders aside."""
+    """Paths (`tatoeba.languages.fra.xlco.xx->en`) where `a` and `b` differ, SKIPPED_KEYS aside."""
     if isinstance(a, dict) and isinstance(b, dict):
         found = [f"{path}.{key}: only in one record" for key in sorted((set(a) ^ set(b)) - SKIPPED_KEYS)]
         for key in sorted(set(a) & set(b) - SKIPPED_KEYS):
