@@ -64,7 +64,11 @@ class InfoXLMModel(xlmr.XLMRobertaModel, InfoXLMPreTrainedModel):
     config_class = InfoXLMConfig
 
     def hidden_states_at_layer(
-        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None, layer: int
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None,
+        layer: int,
+        skip_unpadded_mask: bool = False,
     ) -> torch.Tensor:
         """
         Runs the embeddings and the first `layer` encoder layers only.
@@ -73,6 +77,10 @@ class InfoXLMModel(xlmr.XLMRobertaModel, InfoXLMPreTrainedModel):
             input_ids: `(batch, seq)` token ids.
             attention_mask: `(batch, seq)`, 1 for tokens and 0 for padding, or `None`.
             layer: 1-based index of the last layer to run (0 returns the embedding output).
+            skip_unpadded_mask: drop the mask when nothing is padded, as `XLMRobertaModel.forward` does (SDPA can
+                then use its fastest kernel), at the price of reading `attention_mask.all()` on the host, which
+                waits for the device. Off by default: sentence batches (XLCO, TLM pairs) are nearly always padded,
+                so the read would buy nothing.
 
         Returns:
             `(batch, seq, hidden)`: the output of layer `layer`, equal to `hidden_states[layer]` of a full forward.
@@ -80,7 +88,12 @@ class InfoXLMModel(xlmr.XLMRobertaModel, InfoXLMPreTrainedModel):
         if not 0 <= layer <= len(self.encoder.layer):
             raise ValueError(f"layer={layer} is out of range for a {len(self.encoder.layer)}-layer encoder.")
         hidden = self.embeddings(input_ids=input_ids)
-        mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        mask = create_bidirectional_mask(
+            config=self.config,
+            inputs_embeds=hidden,
+            attention_mask=attention_mask,
+            allow_is_bidirectional_skip=skip_unpadded_mask,
+        )
         for block in self.encoder.layer[:layer]:
             hidden = block(hidden, mask)
         return hidden
@@ -92,6 +105,7 @@ def masked_lm_logits_and_loss(
     labels: torch.LongTensor | None,
     masked_tokens: torch.BoolTensor | None,
     loss_reduction: str = "mean",
+    masked_positions: torch.LongTensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """
     Applies the MLM head, either everywhere or only where `masked_tokens` is set (fairseq's `masked_tokens`): at a
@@ -103,12 +117,20 @@ def masked_lm_logits_and_loss(
         masked_tokens: `(batch, seq)` booleans, or `None` for logits at every position.
         loss_reduction: `"mean"` or `"sum"` of the cross-entropy over labelled positions (fairseq sums, then
             divides the update's gradient by the number of masked tokens; see `InfoXLMTrainer`).
+        masked_positions: instead of `masked_tokens`, the same positions as flat indices into `(batch * seq)`
+            (`masked_tokens.flatten().nonzero()`), computed on the host by the collator: selecting by a boolean mask
+            sizes the output from the mask's values, so on a GPU the host waits for the device; by indices it does
+            not. Same rows in the same order.
 
     Returns:
         logits `(batch, seq, vocab)`, or `(num_masked, vocab)` in the order of `masked_tokens.nonzero()`; and the
         cross-entropy over labelled positions, reduced by `loss_reduction` (or `None` without labels).
     """
-    if masked_tokens is not None:
+    if masked_positions is not None:
+        positions = masked_positions.to(sequence_output.device)
+        logits = lm_head(sequence_output.flatten(0, 1).index_select(0, positions))
+        targets = None if labels is None else labels.flatten().index_select(0, positions.to(labels.device))
+    elif masked_tokens is not None:
         logits = lm_head(sequence_output[masked_tokens])
         targets = None if labels is None else labels[masked_tokens]
     else:
@@ -227,6 +249,8 @@ class InfoXLMForPreTraining(InfoXLMForMaskedLM):
         xlco_input_ids: torch.LongTensor | None = None,
         xlco_attention_mask: torch.Tensor | None = None,
         loss_reduction: str = "mean",
+        masked_positions: torch.LongTensor | None = None,
+        tlm_masked_positions: torch.LongTensor | None = None,
         **kwargs,
     ) -> InfoXLMForPreTrainingOutput:
         r"""
@@ -236,6 +260,8 @@ class InfoXLMForPreTraining(InfoXLMForMaskedLM):
             its labelled positions only.
         xlco_input_ids, xlco_attention_mask: the XLCO query batch, `(xlco_batch, xlco_seq)`.
         loss_reduction: `"mean"` (default) or `"sum"` over masked positions, for `mlm_loss` and `tlm_loss`.
+        masked_positions, tlm_masked_positions: the labelled positions of the MLM / TLM batch as flat indices
+            (see `masked_lm_logits_and_loss`), from `InfoXLMDataCollator`; without them, `labels.ne(-100)`.
         """
         if loss_reduction not in ("mean", "sum"):
             raise ValueError(f"loss_reduction must be 'mean' or 'sum', got {loss_reduction!r}.")
@@ -243,13 +269,21 @@ class InfoXLMForPreTraining(InfoXLMForMaskedLM):
         if input_ids is not None or kwargs.get("inputs_embeds") is not None:
             outputs = self.roberta(input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
             output.logits, output.mlm_loss = masked_lm_logits_and_loss(
-                self.lm_head, outputs.last_hidden_state, labels, masked_tokens, loss_reduction
+                self.lm_head, outputs.last_hidden_state, labels, masked_tokens, loss_reduction, masked_positions
             )
             output.hidden_states, output.attentions = outputs.hidden_states, outputs.attentions
         if tlm_input_ids is not None:
-            hidden = self.roberta(tlm_input_ids, attention_mask=tlm_attention_mask).last_hidden_state
-            masked = tlm_labels.ne(-100) if tlm_labels is not None else None
-            _, output.tlm_loss = masked_lm_logits_and_loss(self.lm_head, hidden, tlm_labels, masked, loss_reduction)
+            # The full encoder, with the padding mask always built: TLM pairs are padded, so checking first whether
+            # the mask could be dropped (a host read) would buy nothing.
+            hidden = self.roberta.hidden_states_at_layer(
+                tlm_input_ids, tlm_attention_mask, self.config.num_hidden_layers
+            )
+            masked = None
+            if tlm_labels is not None and tlm_masked_positions is None:
+                masked = tlm_labels.ne(-100)
+            _, output.tlm_loss = masked_lm_logits_and_loss(
+                self.lm_head, hidden, tlm_labels, masked, loss_reduction, tlm_masked_positions
+            )
         if xlco_input_ids is not None:
             output.sentence_vectors = self.sentence_vector(xlco_input_ids, xlco_attention_mask)
         losses = [loss for loss in (output.mlm_loss, output.tlm_loss) if loss is not None]

@@ -31,7 +31,12 @@ class ReplayCollator:
     def __call__(self, examples):
         batch = self.batches[self.calls % len(self.batches)]
         self.calls += 1
-        return {objective: {k: v[self.rows] for k, v in inputs.items()} for objective, inputs in batch.items()}
+        # Rows of every (batch, seq) tensor; the flat `masked_positions` do not split by rows, so the trainer falls
+        # back to the labels' mask.
+        return {
+            objective: {k: v[self.rows] for k, v in inputs.items() if k != "masked_positions"}
+            for objective, inputs in batch.items()
+        }
 
 
 def fixed_batches(tokenizer) -> list[dict]:

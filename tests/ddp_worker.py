@@ -1,4 +1,5 @@
-"""One rank of the two-process test (run by torch.distributed.run with gloo on CPU): 3 updates, then dump state."""
+"""One rank of the two-process test (run by torch.distributed.run with gloo on CPU): 3 updates under bf16 autocast,
+with a NaN loss on rank 1 only at update 2; dumps the state after every update."""
 
 import json
 import sys
@@ -6,9 +7,11 @@ from pathlib import Path
 
 import torch
 from conftest import build_tiny_tokenizer
-from pretraining_stream import tiny_infoxlm, tiny_trainer
+from pretraining_stream import snapshot, tiny_infoxlm, tiny_trainer
 from safetensors.torch import save_file
 from transformers import TrainerCallback
+
+POISONED_RANK, POISONED_UPDATE = 1, 2
 
 
 class KeepLocalKeys(TrainerCallback):
@@ -19,18 +22,50 @@ class KeepLocalKeys(TrainerCallback):
         self.keys = torch.cat(self.trainer._pending_keys).clone()
 
 
+class StateAfterEachUpdate(TrainerCallback):
+    """Query weights, AdamW moments, key encoder and queue after every update."""
+
+    def __init__(self, trainer):
+        self.trainer, self.tensors = trainer, {}
+
+    def on_step_end(self, args, state, control, **kwargs):
+        step = state.global_step
+        self.tensors.update({f"after{step}.{name}": t for name, t in snapshot(self.trainer).items()})
+        optimizer_state = self.trainer.optimizer.state
+        for name, p in self.trainer.model.named_parameters():
+            for moment in ("exp_avg", "exp_avg_sq"):
+                if moment in optimizer_state.get(p, {}):
+                    self.tensors[f"after{step}.{moment}.{name}"] = optimizer_state[p][moment].detach().clone()
+
+
+def poison_one_update(trainer, rank: int) -> None:
+    """NaN out the MLM head's output on this rank's MLM pass of update POISONED_UPDATE (MLM, TLM per update)."""
+    calls = {"n": 0}
+
+    def hook(module, inputs, output):
+        calls["n"] += 1
+        return output * float("nan") if calls["n"] == 2 * POISONED_UPDATE - 1 else output
+
+    if rank == POISONED_RANK:
+        trainer.model.lm_head.register_forward_hook(hook)
+
+
 def main(output_dir: Path):
     tokenizer = build_tiny_tokenizer()
     model = tiny_infoxlm(len(tokenizer), xlco_queue_size=64)
-    trainer = tiny_trainer(tokenizer, output_dir / "run", max_steps=3, model=model)
-    keep = KeepLocalKeys(trainer)
+    # bf16: no GradScaler, so nothing but the trainer's own skip keeps a NaN out of the weights.
+    trainer = tiny_trainer(tokenizer, output_dir / "run", max_steps=3, model=model, bf16=True)
+    keep, states = KeepLocalKeys(trainer), StateAfterEachUpdate(trainer)
     trainer.add_callback(keep)
-    trainer.train()
+    trainer.add_callback(states)
     rank = trainer.args.process_index
+    poison_one_update(trainer, rank)
+    trainer.train()
     tensors = {f"key_encoder.{n}": p.contiguous() for n, p in trainer.key_encoder.named_parameters()}
     tensors.update({f"query.{n}": p.clone() for n, p in trainer.model.named_parameters()})
     tensors["queue"] = trainer.queue.keys.contiguous()
     tensors["local_keys"] = keep.keys.contiguous()
+    tensors.update({name: t.contiguous() for name, t in states.tensors.items()})
     save_file(tensors, output_dir / f"rank{rank}.safetensors")
     meta = {"world_size": trainer.args.world_size, "filled": trainer.queue.filled, "pointer": trainer.queue.pointer}
     (output_dir / f"rank{rank}.json").write_text(json.dumps(meta))

@@ -88,9 +88,15 @@ def tiny_training_args(output_dir, max_steps: int, **args) -> InfoXLMTrainingArg
     return InfoXLMTrainingArguments(**{**defaults, **args})
 
 
+def worker_pythonpath() -> str:
+    """The tests folder (the workers import its helpers) and this checkout's root, ahead of any installed copy of
+    the package, so that the workers run the code under test."""
+    return os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1])])
+
+
 def run_torchrun(worker: Path, output_dir: Path, port: int, timeout: int = 600) -> subprocess.CompletedProcess:
     """`worker output_dir` as two CPU processes (gloo) under torch.distributed.run."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": worker_pythonpath()}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
     return subprocess.run(
         [*command, str(worker), str(output_dir)], env=env, capture_output=True, text=True, timeout=timeout

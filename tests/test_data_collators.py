@@ -78,8 +78,12 @@ def test_all_objectives_in_one_batch(tiny_tokenizer):
     batch = collator([example, example])
     assert set(batch) == {"mlm", "tlm", "xlco"}
     for objective in ("mlm", "tlm"):
-        assert set(batch[objective]) == {"input_ids", "attention_mask", "labels"}
-        assert all(t.shape == (2, 6) and t.dtype == torch.long for t in batch[objective].values())
+        part = batch[objective]
+        assert set(part) == {"input_ids", "attention_mask", "labels", "masked_positions"}
+        assert all(part[name].shape == (2, 6) and part[name].dtype == torch.long for name in ("input_ids", "labels"))
+        # The flat positions are the labelled ones, in row-major order (what boolean-mask indexing selects).
+        flat = torch.arange(12).view(2, 6)[part["labels"].ne(-100)]
+        assert torch.equal(part["masked_positions"], flat) and part["masked_positions"].dtype == torch.long
 
 
 def test_masking_follows_the_global_rng(tiny_tokenizer):

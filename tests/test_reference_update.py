@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from pretraining_stream import tiny_infoxlm, tiny_trainer
+from pretraining_stream import tiny_infoxlm, tiny_trainer, worker_pythonpath
 from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
@@ -209,7 +209,7 @@ WORKER = Path(__file__).with_name("ddp_reference_worker.py")
 
 @pytest.mark.slow
 def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": worker_pythonpath()}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--master_port", "29533"]
     for processes in (2, 1):
         result = subprocess.run(

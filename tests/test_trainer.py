@@ -193,14 +193,24 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 @pytest.mark.slow
-def test_two_processes_hold_identical_key_encoders_and_queues(tmp_path):
+def test_two_processes_stay_identical_and_skip_a_nan_on_one_rank_together(tmp_path):
+    """2 ranks (gloo), bf16, 3 updates; rank 1 alone has a NaN loss at update 2 (tests/ddp_worker.py)."""
     result = run_torchrun(WORKER, tmp_path, port=29517)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "Non-finite loss at update 2" in result.stdout + result.stderr
     rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
     assert rank0.keys() == rank1.keys()
     for name in rank0:
         if not name.startswith("local_keys"):
             assert torch.equal(rank0[name], rank1[name]), name
+    for state in (rank0, rank1):
+        after = {step: {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"after{step}.")} for step in (1, 2, 3)}
+        assert any(k.startswith("exp_avg_sq.") for k in after[1])  # the optimizer moments are compared too
+        assert after[1].keys() == after[2].keys() == after[3].keys()
+        for name in after[1]:  # update 2 skipped on both ranks: weights, moments, key encoder, queue untouched
+            assert torch.equal(after[1][name], after[2][name]), name
+        assert all(torch.isfinite(t).all() for t in after[3].values())  # and training went on, finite
+        assert any(not torch.equal(after[3][k], after[2][k]) for k in after[3] if k.startswith("query."))
     # Each rank's keys of the last update are in the (shared) queue: the queue holds keys from both ranks.
     queue = rank0["queue"]
     for local in (rank0["local_keys"], rank1["local_keys"]):
@@ -208,4 +218,64 @@ def test_two_processes_hold_identical_key_encoders_and_queues(tmp_path):
         for row in local:
             assert (queue == row).all(dim=1).any()
     meta = json.loads((tmp_path / "rank0.json").read_text())
-    assert meta["world_size"] == 2 and meta["filled"] == 3 * 4 * 2
+    assert meta["world_size"] == 2 and meta["filled"] == 2 * 4 * 2  # updates 1 and 3, 4 keys per rank each
+
+
+def scaled_trainer(tokenizer, output_dir, **args):
+    """`tiny_trainer` with a real `torch.amp.GradScaler` in its accelerator, as accelerate builds one under --fp16 on
+    a GPU (on the CPU it builds none, and --fp16 is refused there): the scaler's skipping runs for real."""
+    trainer = tiny_trainer(tokenizer, output_dir, **args)
+    trainer.accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    return trainer
+
+
+def test_a_step_the_grad_scaler_skips_leaves_key_encoder_and_queue_untouched(tmp_path, tiny_tokenizer):
+    trainer = scaled_trainer(tiny_tokenizer, tmp_path, max_steps=3, max_grad_norm=0.0, xlco_momentum="constant,0.5")
+    snapshots = Snapshots(trainer)
+    trainer.add_callback(snapshots)
+    calls = {"n": 0}
+
+    def overflow_second_update(gradient):  # a finite loss whose gradient overflows, as fp16 gradients do
+        calls["n"] += 1
+        return gradient * float("inf") if calls["n"] == 2 else gradient
+
+    trainer.model.xlco_proj.weight.register_hook(overflow_second_update)
+    trainer.train()
+    assert trainer.accelerator.scaler.get_scale() < 2.0**10  # the scaler saw the overflow and backed off
+    assert_same(snapshots.after[1], snapshots.after[2], atol=0.0)  # weights, key encoder and queue
+    assert trainer.queue.filled == 8  # updates 1 and 3 only
+    assert all(torch.isfinite(v).all() for v in snapshots.after[3].values())
+    assert any(not torch.equal(snapshots.after[3][k], snapshots.after[2][k]) for k in snapshots.after[3])
+
+
+def test_fp16_without_clipping_lets_the_scaler_skip_a_non_finite_loss(tmp_path, tiny_tokenizer):
+    # --fp16 --max_grad_norm 0 used to drop every gradient, and GradScaler.step asserted "No inf checks were recorded".
+    trainer = scaled_trainer(tiny_tokenizer, tmp_path, max_steps=3, max_grad_norm=0.0)
+    snapshots = Snapshots(trainer)
+    trainer.add_callback(snapshots)
+    calls = {"n": 0}
+
+    def poison_second_update(module, inputs, output):
+        calls["n"] += 1
+        return output * float("nan") if calls["n"] == 3 else output  # MLM pass of update 2
+
+    trainer.model.lm_head.register_forward_hook(poison_second_update)
+    trainer.train()
+    assert_same(snapshots.after[1], snapshots.after[2], atol=0.0)
+    assert trainer.queue.filled == 8
+    assert all(torch.isfinite(v).all() for v in snapshots.after[3].values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fp16_on_cuda_places_xlco_state_where_the_model_trains_and_skips_with_the_scaler(tmp_path, tiny_tokenizer):
+    trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=3, use_cpu=False, fp16=True, max_grad_norm=0.0)
+    # As with place_model_on_device=False: everything on the CPU until training starts.
+    for module in (trainer.model, trainer.key_encoder, trainer.queue):
+        module.to("cpu")
+    trainer.train()
+    assert trainer.accelerator.scaler is not None
+    devices = {p.device.type for p in trainer.key_encoder.parameters()} | {trainer.queue.keys.device.type}
+    assert devices == {"cuda"} and trainer.model.device.type == "cuda"
+    assert trainer.queue.keys.dtype == torch.float32 and next(trainer.key_encoder.parameters()).dtype == torch.float32
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs) == 3

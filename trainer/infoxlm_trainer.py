@@ -91,16 +91,22 @@ class InfoXLMTrainer(Trainer):
         self.momentum = MomentumSchedule.parse(args.xlco_momentum or f"constant,{config.xlco_momentum}")
         self.key_encoder = self.queue = None
         if "xlco" in self.objectives:
+            # Placed where the model trains when training starts (`place_xlco_state`), not here: the model may
+            # reach its device only then (`place_model_on_device=False`, accelerate's `prepare`).
             self.key_encoder = KeyEncoder(self.model)
             generator = torch.Generator().manual_seed(args.seed)
             dim = config.xlco_projection_size if config.xlco_use_projection else config.hidden_size
-            self.queue = NegativeQueue(config.xlco_queue_size, dim, generator=generator).to(self.args.device)
+            self.queue = NegativeQueue(config.xlco_queue_size, dim, generator=generator)
         self.xlco_fill_dataset = xlco_fill_dataset
         self._train_loader = None  # the stateful loader of a PretrainingDataset (its position goes in checkpoints)
         self._resumed_loader_state: dict | None = None
         self._pending_keys: list[torch.Tensor] = []
         self._drift_probe: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._skip_update = False
+        # Whether a micro-batch of the current update had a non-finite loss on this rank: accumulated on the device
+        # and read once per update (`decide_skip`), so the step itself never waits for the device.
+        self._non_finite = torch.zeros((), dtype=torch.bool, device=self.args.device)
+        self._scale_before_step: float | None = None  # fp16: the GradScaler's scale after the last update
         # name -> [(sum, count)] since the last log; logged as Σsum / Σcount over every rank.
         self._metrics: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = defaultdict(list)
         self._tokens = torch.zeros((), dtype=torch.long, device=self.args.device)
@@ -122,13 +128,13 @@ class InfoXLMTrainer(Trainer):
 
         The XLCO sentences count whether or not the XLCO loss is on yet (the reference's criterion returns them
         while its queue fills and while λ is 0 before `xlco_enable_step`)."""
-        size = torch.zeros((), dtype=torch.long)
-        for objective in ("mlm", "tlm"):
-            if objective in batch:
-                size = size.to(batch[objective]["labels"].device) + batch[objective]["labels"].ne(-100).sum()
-        if "xlco" in batch:
-            size = size + batch["xlco"]["query_input_ids"].shape[0]
-        return size
+        # Sums on the batch's own device plus a Python number: no tensor is copied to the device for this.
+        sizes = [batch[objective]["labels"].ne(-100).sum() for objective in ("mlm", "tlm") if objective in batch]
+        sentences = batch["xlco"]["query_input_ids"].shape[0] if "xlco" in batch else 0
+        if not sizes:
+            device = next(t.device for part in batch.values() for t in part.values())
+            return torch.full((), sentences, dtype=torch.long, device=device)
+        return sum(sizes) + sentences
 
     def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
         """The micro-batches of one update and, with `--loss_normalization reference`, their summed sample size
@@ -153,15 +159,19 @@ class InfoXLMTrainer(Trainer):
         with_xlco = xlco is not None and self.xlco_active(self.state.global_step + 1)
         forward = {}
         if mlm is not None:
-            forward.update(
-                input_ids=mlm["input_ids"],
-                attention_mask=mlm["attention_mask"],
-                labels=mlm["labels"],
-                masked_tokens=mlm["labels"].ne(-100),
-            )
+            forward.update(input_ids=mlm["input_ids"], attention_mask=mlm["attention_mask"], labels=mlm["labels"])
+            # The collator's host-computed positions select the masked tokens without a device-to-host read;
+            # a boolean mask (batches from elsewhere) sizes its output from the device's values.
+            if "masked_positions" in mlm:
+                forward["masked_positions"] = mlm["masked_positions"]
+            else:
+                forward["masked_tokens"] = mlm["labels"].ne(-100)
         if tlm is not None:
             forward.update(
-                tlm_input_ids=tlm["input_ids"], tlm_attention_mask=tlm["attention_mask"], tlm_labels=tlm["labels"]
+                tlm_input_ids=tlm["input_ids"],
+                tlm_attention_mask=tlm["attention_mask"],
+                tlm_labels=tlm["labels"],
+                tlm_masked_positions=tlm.get("masked_positions"),
             )
         if with_xlco:
             forward.update(xlco_input_ids=xlco["query_input_ids"], xlco_attention_mask=xlco["query_attention_mask"])
@@ -195,11 +205,13 @@ class InfoXLMTrainer(Trainer):
                     in_batch_negatives=args.xlco_in_batch_negatives,
                     reduction="sum",
                 )
-                sentences = torch.tensor(queries.shape[0], device=loss.device)
+                # A fill kernel, not a copy of a host number to the device.
+                sentences = torch.full((), queries.shape[0], device=loss.device)
                 terms.append((args.lambda_xlco, loss, sentences))
                 self._record("xlco_loss", loss, sentences)
                 self._record("xlco_accuracy", accuracy * sentences, sentences)
-                for name, value in shortcut_statistics(queries, keys, self.queue.keys, temperature, mask).items():
+                statistics = shortcut_statistics(queries, keys, self.queue.valid_keys(), temperature)
+                for name, value in statistics.items():
                     self._record(name, value, torch.ones_like(sentences))
             if self._drift_probe is None:
                 self._drift_probe = (xlco["key_input_ids"], xlco["key_attention_mask"], keys.float())
@@ -213,21 +225,19 @@ class InfoXLMTrainer(Trainer):
             loss = total / num_items_in_batch.clamp(min=1) * self.accelerator.num_processes
         else:
             loss = sum(weight * summed / size.clamp(min=1) for weight, summed, size in terms)
+        if self.accelerator.scaler is not None:
+            # fp16: the GradScaler decides whether the update happens, from the gradients. A non-finite loss must
+            # make them non-finite, which it need not do by itself (an overflowed sum has finite gradients):
+            # times 1 if the loss is finite, NaN (inf - inf, NaN - NaN) if not. No host read.
+            loss = loss * (loss.detach() - loss.detach() + 1)
         return (loss, outputs) if return_outputs else loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        if self._skip_update:  # an earlier micro-batch of this update was not finite: the update is dropped
-            return torch.zeros((), device=self.args.device)
+        # Every micro-batch runs forward and backward, even after a non-finite one: under DDP every rank must take
+        # part in the gradient all-reduce of the update's last micro-batch. Whether the update happens is decided
+        # once, before the optimizer step (`decide_skip`).
         loss = super().training_step(model, inputs, num_items_in_batch)
-        finite = torch.isfinite(loss).float()
-        if self.accelerator.num_processes > 1:
-            finite = self.accelerator.reduce(finite, reduction="min")  # every rank skips together
-        if not finite.item():
-            self._skip_update = True
-            logger.warning(
-                f"Non-finite loss at update {self.state.global_step + 1}: skipping this update; weights, key "
-                "encoder and queue are left untouched."
-            )
+        self._non_finite |= ~torch.isfinite(loss)
         return loss
 
     def floating_point_ops(self, inputs) -> int:
@@ -246,8 +256,15 @@ class InfoXLMTrainer(Trainer):
         """EMA update of the key encoder and enqueueing of the update's keys; nothing if the update was skipped."""
         update = self.state.global_step + 1
         pending, self._pending_keys = self._pending_keys, []
-        if self._skip_update:
-            self._skip_update = False
+        skipped = self._skip_update or (self.accelerator.scaler is not None and self._scaler_skipped_step())
+        self._skip_update = False
+        self._non_finite.zero_()
+        if skipped:
+            if self.accelerator.scaler is not None:
+                logger.info(
+                    f"Update {update}: the fp16 GradScaler skipped the optimizer step (non-finite gradients) and "
+                    "lowered its scale; key encoder and queue are left untouched."
+                )
             return
         if self.key_encoder is None:
             return
@@ -259,6 +276,16 @@ class InfoXLMTrainer(Trainer):
             self.queue.enqueue(self.accelerator.gather(torch.cat(pending)))
         if self._drift_probe is not None and update % self.updates_per_queue_turnover() == 0:
             self._record_key_drift()
+
+    def _scaler_skipped_step(self) -> bool:
+        """Whether the fp16 GradScaler has just skipped the optimizer step. accelerate's
+        `optimizer_step_was_skipped` misses it for fused optimizers (the Trainer's default `adamw_torch_fused`): the
+        scaler hands them its inf flag and calls their step anyway, which then changes nothing. A skip always lowers
+        the scale and nothing else does, so the scale tells; reading it is one host sync per update."""
+        scale = self.accelerator.scaler.get_scale()
+        skipped = self._scale_before_step is not None and scale < self._scale_before_step
+        self._scale_before_step = scale
+        return skipped
 
     def updates_per_queue_turnover(self) -> int:
         """Updates after which every queue slot has been rewritten: the age of the oldest negative."""
@@ -285,10 +312,28 @@ class InfoXLMTrainer(Trainer):
         spread = spread.sum() / (old.shape[0] * (old.shape[0] - 1))
         self._record("xlco_key_drift", moved / spread.clamp(min=1e-12), torch.ones_like(moved))
 
-    def drop_gradients_of_skipped_update(self, optimizer) -> None:
-        # Parameters without a gradient are left alone by torch optimizers (no step, no moment update).
+    def decide_skip(self, optimizer) -> None:
+        """Before the optimizer step: skip the update if any micro-batch of any rank had a non-finite loss.
+
+        The flag is reduced with max over the ranks (accelerate's `reduce` knows sum, mean and max) and read once
+        per update: the update's only host sync of ours. Skipping drops every gradient: torch optimizers leave
+        parameters without one alone (no step, no moment update). Under fp16 the GradScaler decides instead, from
+        the gradients (a non-finite loss makes them NaN, see `compute_loss`): it skips the step and lowers its
+        scale, and `after_optimizer_step` sees the skip through `accelerator.optimizer_step_was_skipped`."""
+        if self.accelerator.scaler is not None:
+            if self._scale_before_step is None:  # first update (of this process): later ones reuse the last read
+                self._scale_before_step = self.accelerator.scaler.get_scale()
+            return
+        non_finite = self._non_finite.to(torch.float32)
+        if self.accelerator.num_processes > 1:
+            non_finite = self.accelerator.reduce(non_finite, reduction="max")  # every rank skips together
+        self._skip_update = bool(non_finite.item())
         if self._skip_update:
             optimizer.zero_grad(set_to_none=True)
+            logger.warning(
+                f"Non-finite loss at update {self.state.global_step + 1} (on at least one rank): skipping this "
+                "update; weights, optimizer state, key encoder and queue are left untouched."
+            )
 
     # ---------------------------------------------------------------- queue prefill
 
@@ -374,6 +419,7 @@ class InfoXLMTrainer(Trainer):
         A `PretrainingDataset` resumes at the stream position saved in the checkpoint (validated first), without
         reading or collating the batches before it; `--ignore_data_skip` restarts its stream from the beginning."""
         resume_from_checkpoint = resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir)
+        self.place_xlco_state()
         self._resumed_loader_state = None
         if resume_from_checkpoint:
             # Validate and load before the Trainer touches anything, so a bad checkpoint changes nothing.
@@ -385,6 +431,14 @@ class InfoXLMTrainer(Trainer):
         elif self.queue is not None and self.args.xlco_queue_fill == "prefill":
             self.prefill_queue()
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def place_xlco_state(self) -> None:
+        """Key encoder and queue go where the model trains: the Trainer's device, which accelerate's `prepare`
+        moves the model to (`args.device`; one per process, since several GPUs per process are refused). Both stay
+        float32 whatever the training precision."""
+        if self.key_encoder is not None:
+            self.key_encoder.to(device=self.args.device, dtype=torch.float32)
+            self.queue.to(device=self.args.device, dtype=torch.float32)
 
     # ---------------------------------------------------------------- the data stream and its position
 
@@ -622,7 +676,7 @@ class _AfterOptimizerStep(TrainerCallback):
         self.trainer = trainer
 
     def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
-        self.trainer.drop_gradients_of_skipped_update(optimizer)
+        self.trainer.decide_skip(optimizer)
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         self.trainer.after_optimizer_step()

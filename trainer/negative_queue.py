@@ -31,6 +31,11 @@ class NegativeQueue(nn.Module):
             return None
         return torch.arange(self.size, device=self.keys.device) < self.filled
 
+    def valid_keys(self) -> torch.Tensor:
+        """The slots that hold real keys: the first `filled` (they are written in order from slot 0 until the queue
+        is full). A slice, so its size is known on the host: no boolean indexing, which would read the device."""
+        return self.keys[: self.filled]
+
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
         """Writes `(n, dim)` keys at the pointer; with `n > size` only the last `size` keys are kept."""

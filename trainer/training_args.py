@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from .launch_checks import unsupported_setup
 from .momentum import MomentumSchedule
 
 OBJECTIVES = ("mlm", "tlm", "xlco")
@@ -82,6 +83,10 @@ class InfoXLMTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep False for InfoXLM pretraining."})
 
     def __post_init__(self):
+        # Before transformers sets up the devices (and would import DeepSpeed or build a DataParallel setup).
+        problem = unsupported_setup(self)
+        if problem:
+            raise ValueError(problem)
         super().__post_init__()
         # Batches are padded per rank to their own longest sequence, so rank 0 cannot read and concatenate them
         # for everyone (accelerate's default for iterable datasets): every rank collates its own shard.

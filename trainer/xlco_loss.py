@@ -73,16 +73,23 @@ def shortcut_statistics(
         `xlco_in_batch_accuracy`: share of queries whose positive outscores every other key of the batch (chance is
             1 / batch size); `xlco_accuracy` near 1 with this near chance means the shortcut.
     """
+    # Sums and static shapes only: boolean-mask indexing would size its output from the device's values, which
+    # makes the host wait for the device.
     queries, keys, negatives = queries.float(), keys.float(), negatives.float()
-    if negatives_mask is not None:
-        negatives = negatives[negatives_mask]
     scores = queries @ keys.T / temperature  # (batch, batch); the diagonal holds the positives
-    eye = torch.eye(scores.shape[0], dtype=torch.bool, device=scores.device)
+    batch = scores.shape[0]
+    eye = torch.eye(batch, dtype=torch.bool, device=scores.device)
     others = scores.masked_fill(eye, float("-inf"))
     statistics = {"xlco_in_batch_accuracy": (scores.diagonal() > others.max(dim=1).values).float().mean()}
-    if len(negatives):  # (an empty queue holds no age to compare with)
-        queue = (queries @ negatives.mean(dim=0)).mean() / temperature  # = mean over queries and queue of q·n / τ
+    if negatives_mask is None:
+        mean_negative = negatives.mean(dim=0) if len(negatives) else None  # (an empty queue holds no age)
+    else:  # the mean over the valid slots; the caller knows on the host whether there are any
+        weights = negatives_mask.to(negatives.dtype)
+        mean_negative = weights @ negatives / weights.sum().clamp(min=1)
+    if mean_negative is not None:
+        queue = (queries @ mean_negative).mean() / temperature  # = mean over queries and queue of q·n / τ
         statistics["xlco_positive_minus_queue"] = scores.diagonal().mean() - queue
-        if scores.shape[0] > 1:
-            statistics["xlco_fresh_minus_queue"] = scores[~eye].mean() - queue
+        if batch > 1:
+            off_diagonal = (scores.sum() - scores.diagonal().sum()) / (batch * (batch - 1))
+            statistics["xlco_fresh_minus_queue"] = off_diagonal - queue
     return statistics

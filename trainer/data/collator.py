@@ -68,7 +68,8 @@ class InfoXLMDataCollator:
         "tlm":  {"input_ids": list[int]}
         "xlco": {"query_input_ids": list[int], "key_input_ids": list[int]}
     Output (LongTensors, only for the keys present; B = len(examples), T = longest in the batch):
-        "mlm", "tlm": {"input_ids" (B, T), "attention_mask" (B, T), "labels" (B, T)}  (masked as in mask_tokens)
+        "mlm", "tlm": {"input_ids" (B, T), "attention_mask" (B, T), "labels" (B, T), "masked_positions" (M,)}
+            (masked as in mask_tokens; `masked_positions`: the M labelled positions as flat indices into B * T)
         "xlco": {"query_input_ids" (B, Tq), "query_attention_mask" (B, Tq),
                  "key_input_ids" (B, Tk), "key_attention_mask" (B, Tk)}
             masked like MLM inputs with `xlco_mask_probability` (default: `mlm_probability`; 0 = not masked), no
@@ -112,7 +113,15 @@ class InfoXLMDataCollator:
         input_ids, labels = mask_tokens(
             input_ids, self.special_ids, self.mask_id, self.random_ids, self.mlm_probability, self.generator
         )
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        # The labelled positions as flat indices, computed here on the host: the model selects them without reading
+        # the device (a boolean mask would make the GPU step wait for its values; see `masked_lm_logits_and_loss`).
+        masked_positions = labels.ne(-100).flatten().nonzero().squeeze(1)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "labels": labels,
+            "masked_positions": masked_positions,
+        }
 
     def __call__(self, examples: list[dict]) -> dict[str, dict[str, torch.Tensor]]:
         if not examples:
