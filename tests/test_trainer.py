@@ -204,7 +204,10 @@ def test_two_processes_stay_identical_and_skip_a_nan_on_one_rank_together(tmp_pa
         if not name.startswith("local_keys"):
             assert torch.equal(rank0[name], rank1[name]), name
     for state in (rank0, rank1):
-        after = {step: {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"after{step}.")} for step in (1, 2, 3)}
+        after = {
+            step: {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"after{step}.")}
+            for step in (1, 2, 3)
+        }
         assert any(k.startswith("exp_avg_sq.") for k in after[1])  # the optimizer moments are compared too
         assert after[1].keys() == after[2].keys() == after[3].keys()
         for name in after[1]:  # update 2 skipped on both ranks: weights, moments, key encoder, queue untouched
