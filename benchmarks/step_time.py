@@ -40,6 +40,10 @@ OpenMP parallel region that ends only when all its threads have had a core, so w
 call waits for a scheduler slice (milliseconds), and the step's 15-20 thousand operator calls rather than its FLOPs
 set the time (see docs/performance.md, where 2 threads on a loaded 2-core machine are 1.6-3x slower than 1).
 
+Host syncs per step (where the host waits for the device) are counted for both variants on an extra, hooked step,
+on any device, by `HostSyncCounter` (a TorchDispatchMode: scalar reads, value-sized outputs such as boolean-mask
+indexing and nonzero, tensors made from Python data, copies between devices; see docs/performance.md).
+
 Model FLOPs are counted analytically on the executed (padded) shapes: 2 x multiply-adds of every linear layer and
 of attention's two batched matmuls (QK^T, AV) forward, x3 with backward; the vocabulary projection only at the
 positions where it is computed (every position for the baseline, labelled ones for ours); the key encoder forward

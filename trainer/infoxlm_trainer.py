@@ -319,7 +319,7 @@ class InfoXLMTrainer(Trainer):
         per update: the update's only host sync of ours. Skipping drops every gradient: torch optimizers leave
         parameters without one alone (no step, no moment update). Under fp16 the GradScaler decides instead, from
         the gradients (a non-finite loss makes them NaN, see `compute_loss`): it skips the step and lowers its
-        scale, and `after_optimizer_step` sees the skip through `accelerator.optimizer_step_was_skipped`."""
+        scale, and `after_optimizer_step` sees the skip in the scale (`_scaler_skipped_step`)."""
         if self.accelerator.scaler is not None:
             if self._scale_before_step is None:  # first update (of this process): later ones reuse the last read
                 self._scale_before_step = self.accelerator.scaler.get_scale()
