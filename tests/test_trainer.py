@@ -282,3 +282,21 @@ def test_fp16_on_cuda_places_xlco_state_where_the_model_trains_and_skips_with_th
     assert trainer.queue.keys.dtype == torch.float32 and next(trainer.key_encoder.parameters()).dtype == torch.float32
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(logs) == 3
+
+
+def test_under_bf16_key_encoder_queue_and_xlco_logits_stay_float32(tmp_path, tiny_tokenizer, monkeypatch):
+    import trainer.infoxlm_trainer as infoxlm_trainer
+
+    seen, original = [], infoxlm_trainer.xlco_loss
+
+    def spy(queries, keys, negatives, *args, **kwargs):
+        # The logits are queries @ keys / negatives, computed here: float32 inputs and no autocast → float32 matmuls.
+        seen.append((queries.dtype, negatives.dtype, torch.is_autocast_enabled("cpu")))
+        return original(queries, keys, negatives, *args, **kwargs)
+
+    monkeypatch.setattr(infoxlm_trainer, "xlco_loss", spy)
+    trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=2, bf16=True, xlco_momentum="constant,0.5")
+    trainer.train()
+    assert seen and set(seen) == {(torch.float32, torch.float32, False)}, seen
+    assert {p.dtype for p in trainer.key_encoder.parameters()} == {torch.float32}
+    assert trainer.queue.keys.dtype == torch.float32
