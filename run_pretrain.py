@@ -23,7 +23,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import transformers
 from accelerate import PartialState
 from safetensors import SafetensorError
@@ -55,6 +54,7 @@ from trainer.checkpoints import (  # noqa: E402
     resolve_resume_checkpoint,
     unreadable_files,
 )
+from trainer.launch_checks import has_accelerator  # noqa: E402
 
 logger = logging.getLogger("run_pretrain")
 
@@ -187,11 +187,6 @@ def demo_arguments(demo_dir: Path = DEMO_DIR) -> list[str]:
 # Checks that run before anything is prepared or written
 
 
-def _has_accelerator() -> bool:
-    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
-    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
-
-
 def setup_processes() -> None:
     """
     Multi-process runs on CPU. `torchrun --nproc_per_node N` (or `accelerate launch --multi_gpu`) starts N processes,
@@ -200,7 +195,7 @@ def setup_processes() -> None:
     starts a single process, which is refused. Must run before the arguments are parsed: they set up the devices.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size > 1 and not _has_accelerator():
+    if world_size > 1 and not has_accelerator():
         os.environ["ACCELERATE_USE_CPU"] = "true"  # what `--use_cpu true` does: DDP over gloo
     elif world_size <= 1 and "MASTER_ADDR" in os.environ and "ACCELERATE_DYNAMO_BACKEND" in os.environ:
         # accelerate's single-process launcher sets MASTER_ADDR only when more processes were asked for.

@@ -11,7 +11,8 @@ def _flag(name: str) -> bool:
     return bool(str_to_bool(os.environ.get(name, "false")))
 
 
-def _has_accelerator() -> bool:
+def has_accelerator() -> bool:
+    """Whether torch sees an accelerator (a GPU) for this process."""
     accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
     return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
@@ -54,7 +55,7 @@ def unsupported_setup(args) -> str | None:
             f"train with DDP, one process per GPU: {_launch_commands('N')}."
         )
     on_cpu = args.use_cpu or _flag("ACCELERATE_USE_CPU")
-    if args.fp16 and (on_cpu or not _has_accelerator()):
+    if args.fp16 and (on_cpu or not has_accelerator()):
         return (
             "--fp16 needs a GPU: on the CPU accelerate neither autocasts to float16 nor scales the loss, so the run "
             "would silently be float32. Use --bf16 (CPU autocast) or drop --fp16."
