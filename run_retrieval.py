@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import torch
 import transformers
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from infoxlm_cli import ConfigError, argument_parser, require_own_trainer_package, run_cli, usable_positions
 
@@ -191,12 +191,12 @@ def _language_list(languages) -> str:
     return ", ".join(languages[:30]) + (f", ... ({len(languages)} in all)" if len(languages) > 30 else "")
 
 
-def check_output_dir(arguments: RetrievalArguments) -> None:
-    """Refuses a folder holding anything but this script's own results, unless --overwrite_output_dir."""
+def check_output_dir(arguments, own_files: tuple[str, ...] = RETRIEVAL_FILES) -> None:
+    """Refuses a folder holding anything but the script's own results (`own_files`), unless --overwrite_output_dir."""
     output_dir = arguments.output_dir
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ConfigError(f"--output_dir {output_dir}: a file, not a folder. Pass a folder path.")
-    others = sorted(set(os.listdir(output_dir)) - set(RETRIEVAL_FILES)) if os.path.isdir(output_dir) else []
+    others = sorted(set(os.listdir(output_dir)) - set(own_files)) if os.path.isdir(output_dir) else []
     if others and not arguments.overwrite_output_dir:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
         raise ConfigError(
@@ -243,6 +243,32 @@ def load_config(name_or_path: str) -> InfoXLMConfig:
             f"--model_name_or_path {name_or_path}{local}: cannot read an infoxlm or xlm-roberta config: "
             f"{str(error).strip()}"
         ) from None
+
+
+def load_tokenizer(tokenizer_name: str | None, model_name_or_path: str, config) -> "PreTrainedTokenizerBase":
+    """The model's tokenizer (`tokenizer_name`, else the checkpoint's); a missing or too large one raises ConfigError."""
+    tokenizer_source = tokenizer_name or model_name_or_path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    except (OSError, ValueError) as error:
+        option = "--tokenizer_name" if tokenizer_name else "--model_name_or_path"
+        raise ConfigError(
+            f"{option} {tokenizer_source}: cannot load a tokenizer ({str(error).strip()}). Pass --tokenizer_name "
+            "with the model's tokenizer."
+        ) from None
+    # transformers builds a tokenizer of special tokens only from a folder without tokenizer files: every word
+    # would become <unk>, and every score chance.
+    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
+        raise ConfigError(
+            f"{'--tokenizer_name' if tokenizer_name else '--model_name_or_path'} {tokenizer_source}: no "
+            "tokenizer files there (only special tokens were found). Pass --tokenizer_name with the model's tokenizer."
+        )
+    if len(tokenizer) > config.vocab_size:
+        raise ConfigError(
+            f"--tokenizer_name {tokenizer_source}: {len(tokenizer):,} tokens but the model's vocab_size is "
+            f"{config.vocab_size:,}, so some ids have no embedding. Use the model's own tokenizer."
+        )
+    return tokenizer
 
 
 def load_eval_pairs(arguments: RetrievalArguments) -> dict[str, tuple[list[str], list[str]]]:
@@ -305,26 +331,7 @@ def main(args: list[str] | None = None) -> dict:
     pairs = load_eval_pairs(arguments)
 
     tokenizer_source = arguments.tokenizer_name or arguments.model_name_or_path
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    except (OSError, ValueError) as error:
-        option = "--tokenizer_name" if arguments.tokenizer_name else "--model_name_or_path"
-        raise ConfigError(
-            f"{option} {tokenizer_source}: cannot load a tokenizer ({str(error).strip()}). Pass --tokenizer_name "
-            "with the model's tokenizer."
-        ) from None
-    # transformers builds a tokenizer of special tokens only from a folder without tokenizer files: every word
-    # would become <unk>, and every score chance.
-    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
-        raise ConfigError(
-            f"{'--tokenizer_name' if arguments.tokenizer_name else '--model_name_or_path'} {tokenizer_source}: no "
-            "tokenizer files there (only special tokens were found). Pass --tokenizer_name with the model's tokenizer."
-        )
-    if len(tokenizer) > config.vocab_size:
-        raise ConfigError(
-            f"--tokenizer_name {tokenizer_source}: {len(tokenizer):,} tokens but the model's vocab_size is "
-            f"{config.vocab_size:,}, so some ids have no embedding. Use the model's own tokenizer."
-        )
+    tokenizer = load_tokenizer(arguments.tokenizer_name, arguments.model_name_or_path, config)
     try:
         model, projection = load_retrieval_model(arguments.model_name_or_path, device)
     except (OSError, ValueError) as error:
