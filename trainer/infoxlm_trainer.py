@@ -89,6 +89,7 @@ class InfoXLMTrainer(Trainer):
         self.objectives = args.objective_list
         config = self.model.config
         self.momentum = MomentumSchedule.parse(args.xlco_momentum or f"constant,{config.xlco_momentum}")
+        config.xlco_momentum = self.momentum.final  # the saved config states what trained, not its old default
         self.key_encoder = self.queue = None
         if "xlco" in self.objectives:
             self.key_encoder = KeyEncoder(self.model)
@@ -611,6 +612,7 @@ class InfoXLMTrainer(Trainer):
             base_model=getattr(self, "base_model", None),
             data_summary=getattr(self, "data_summary_markdown", None),
             metrics=self.final_metrics(),
+            momentum_schedule=str(self.momentum),
         )
         Path(self.args.output_dir, "README.md").write_text(card, encoding="utf-8")
 
