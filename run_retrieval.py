@@ -14,6 +14,13 @@ overrides it):
   report says so.
 - `mean`: the average of that layer's states over the sentence's tokens (padding excluded).
 
+`--setting xtreme` is XTREME's Tatoeba setting: mean pooling of layer xlco_layer (8 of 12 for base), xx→en queries
+only, cosine; with `--heldout_every 1` every pair is evaluated (XTREME's test set, for models that never trained on
+Tatoeba). `--scoring cosine,margin` adds margin scoring: the best ratio margin among the `--margin_k` (4) nearest
+neighbours (LASER; XTREME's BUCC). Every report states the split, candidates per query, directions, layer, pooling and
+scoring. Languages with fewer than `--min_pairs` (10) pairs score high by chance alone: they are reported, marked and
+left out of the averages, with a warning.
+
 Languages are averaged separately for those with bitext in training (every language not in
 `--mono_only_languages`) and those seen only in monolingual text (`--mono_only_languages`):
 
