@@ -20,6 +20,7 @@ and the fix, and exit status 2 (`INFOXLM_DEBUG=1` shows the traceback).
 import logging
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -376,6 +377,8 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
         argv = demo_arguments()
     model_args, data_args, training_args, run_args = parse_args(argv)
     training_args.dataloader_pin_memory &= _has_accelerator()  # pinned memory serves GPU copies only; on CPU it warns
+    # torchdata's StatefulDataLoader calls `torch.set_vital`, deprecated in torch 2.13: nothing a user can act on.
+    warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",

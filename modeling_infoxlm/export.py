@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         if output.exists():
             output.rmdir()
         staging.rename(output)
+    except (ImportError, OSError, ValueError) as error:  # one line naming the cause; nothing left behind
+        parser.error(f"{args.checkpoint}: {str(error).strip()}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(f"Wrote {summary} to {output}")
