@@ -426,7 +426,11 @@ def _report_keys(report: dict) -> list[str]:
 def describe_settings(report: dict) -> list[str]:
     """What every number of the report is: split, candidates, directions, layer, pooling, scoring, exclusions."""
     every = report.get("heldout_every", 5)
-    split = "every pair (XTREME's full test set)" if every == 1 else f"the eval split (pair i with i % {every} == 0)"
+    split = (
+        "every pair (on Tatoeba: XTREME's full test set)"
+        if every == 1
+        else f"the eval split (pair i with i % {every} == 0)"
+    )
     directions = report.get("directions", list(DIRECTIONS))
     queries = " and ".join(
         {"xx->en": "xx sentences query the English ones (xx→en, XTREME's direction)", "en->xx": "English sentences "
