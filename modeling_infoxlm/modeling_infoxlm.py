@@ -64,6 +64,8 @@ class InfoXLMPreTrainedModel(xlmr.XLMRobertaPreTrainedModel):
         that `SentenceTransformer(dir)` loads without custom code (see `modeling_infoxlm.sentence_transformer`):
         by default the XLCO vector (`pooling="cls"`: `<s>` of layer `xlco_layer` through the projection, exactly
         `sentence_vector`), or `pooling="mean"` (mean of layer `layer`, the default for a model without projection).
+        The projection is exported as the model holds it: one just loaded from an XLM-R checkpoint has a random one,
+        so export it with `pooling="mean"` (the export CLI detects a projection missing from a checkpoint).
         """
         if as_sentence_transformer:
             from .sentence_transformer import export_sentence_transformer

@@ -82,15 +82,21 @@ def truncated_xlm_roberta(encoder: torch.nn.Module, config, layer: int) -> XLMRo
     return model.eval()
 
 
-def model_card(layer: int, num_layers: int, pooling: str, projection: torch.Tensor | None, source: str) -> str:
+def model_card(
+    layer: int, num_layers: int, pooling: str, projection: torch.Tensor | None, source: str, xlco_layer=None
+) -> str:
     """What the vector is, and the three lines that use it."""
     if pooling == "cls":
         vector = f"the `<s>` state of layer {layer} of {num_layers}" + (
-            f", through the bias-free XLCO projection ({projection.shape[1]} → {projection.shape[0]}): exactly "
-            "`InfoXLMForPreTraining.sentence_vector`, the vector InfoXLM's cross-lingual contrast (XLCO) trained"
+            f", through the bias-free XLCO projection ({projection.shape[1]} → {projection.shape[0]})"
             if projection is not None
             else " (no trained projection applied)"
         )
+        if projection is not None and layer == xlco_layer:
+            vector += (
+                ": exactly `InfoXLMForPreTraining.sentence_vector`, the vector InfoXLM's cross-lingual contrast "
+                "(XLCO) trained"
+            )
     else:
         vector = (
             f"the mean of the states of layer {layer} of {num_layers} over the sentence's tokens (`<s>` and `</s>` "
@@ -178,5 +184,6 @@ def export_sentence_transformer(
         model = SentenceTransformer(modules=modules, device="cpu", similarity_fn_name="cosine")
         model.save(str(save_directory))
     Path(save_directory, "README.md").write_text(
-        model_card(layer, config.num_hidden_layers, pooling, projection, source), encoding="utf-8"
+        model_card(layer, config.num_hidden_layers, pooling, projection, source, getattr(config, "xlco_layer", None)),
+        encoding="utf-8",
     )
