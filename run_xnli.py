@@ -851,6 +851,7 @@ def main(args: list[str] | None = None) -> dict:
         model_args, data_args, lora_args, training_args = parser.parse_yaml_file(os.path.abspath(args[0]))
     else:
         model_args, data_args, lora_args, training_args = parser.parse_args_into_dataclasses(args=args)
+    training_args.dataloader_pin_memory &= torch.cuda.is_available()  # pinning serves GPU copies; on CPU it warns
 
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",

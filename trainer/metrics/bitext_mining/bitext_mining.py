@@ -1,7 +1,7 @@
 """Bitext mining precision, recall and F1 against gold pairs (BUCC), at the best margin threshold and at a given one.
 
-An `evaluate` module: `evaluate.load("path/to/bitext_mining")` loads it offline; `evaluate-cli` or
-`huggingface_hub.upload_folder` publishes the folder as a Hub space.
+An `evaluate` module: `evaluate.load("path/to/bitext_mining")` loads it offline; as the module of a Hub space made
+with `evaluate-cli create`, `evaluate.load("<user>/<space>")` loads it from the Hub.
 """
 
 import datasets

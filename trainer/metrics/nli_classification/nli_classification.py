@@ -1,7 +1,7 @@
 """Classification scores of XNLI (or any single-label task): accuracy, macro-F1, per-class scores, confusion matrix.
 
-An `evaluate` module: `evaluate.load("path/to/nli_classification")` loads it offline; `evaluate-cli` or
-`huggingface_hub.upload_folder` publishes the folder as a Hub space.
+An `evaluate` module: `evaluate.load("path/to/nli_classification")` loads it offline; as the module of a Hub space made
+with `evaluate-cli create`, `evaluate.load("<user>/<space>")` loads it from the Hub.
 """
 
 import datasets

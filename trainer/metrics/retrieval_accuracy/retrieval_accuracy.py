@@ -1,7 +1,7 @@
 """Sentence retrieval accuracy (Tatoeba): the share of queries whose retrieved candidate is their translation.
 
-An `evaluate` module: `evaluate.load("path/to/retrieval_accuracy")` loads it offline; `evaluate-cli` or
-`huggingface_hub.upload_folder` publishes the folder as a Hub space.
+An `evaluate` module: `evaluate.load("path/to/retrieval_accuracy")` loads it offline; as the module of a Hub space made
+with `evaluate-cli create`, `evaluate.load("<user>/<space>")` loads it from the Hub.
 """
 
 import datasets
