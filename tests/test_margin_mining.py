@@ -223,3 +223,20 @@ def test_mining_bad_input_exits_2_with_one_line(tmp_path, bucc_like):
     assert completed.returncode == 2, completed.stderr
     assert completed.stderr.strip().count("\n") == 0 and "line 2" in completed.stderr and "bad.tsv" in completed.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--scoring", "cosine,csls"], "--scoring csls: pass one or more of cosine, margin"),
+        (["--setting", "laser"], "--setting laser: unknown"),
+        (["--directions", "fr->en"], "--directions fr->en"),
+        (["--margin_k", "0"], "--margin_k 0: must be at least 1"),
+        (["--min_pairs", "0"], "--min_pairs 0: must be at least 1"),
+    ],
+)
+def test_bad_retrieval_options_name_the_option(option, message):
+    from infoxlm_cli import ConfigError
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        run_retrieval.parse_args(["--model_name_or_path", "m", "--tatoeba_dir", "t", "--output_dir", "o", *option])
