@@ -20,6 +20,7 @@ and the fix, and exit status 2 (`INFOXLM_DEBUG=1` shows the traceback).
 import logging
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -316,13 +317,13 @@ REPOSITORY = Path(__file__).resolve().parent
 SHARED_XNLI = REPOSITORY.parent / "shared" / "data" / "xnli"
 
 
-def xnli_command(model_dir: str, positions: int = 128) -> str:
+def xnli_command(model_dir: str, positions: int = 128, fresh_clone: bool = False) -> str:
     """A run_xnli.py command that works as printed: on the English/Swahili XNLI files beside this checkout if they
-    are there (training on English dev, the only English NLI data there, so without selection), else on the Hub's
-    XNLI; pairs cut to what the model's `positions` hold (XNLI's usual 128 at most)."""
+    are there and `fresh_clone` is off (training on English dev, the only English NLI data there, so without
+    selection), else on the Hub's XNLI; pairs cut to what the model's `positions` hold (XNLI's usual 128 at most)."""
     script = os.path.relpath(REPOSITORY / "run_xnli.py")
     common = f"--max_seq_length {min(128, positions)} --do_train --do_predict --output_dir {model_dir}-xnli"
-    if (SHARED_XNLI / "en.dev.tsv").is_file():
+    if (SHARED_XNLI / "en.dev.tsv").is_file() and not fresh_clone:
         xnli = os.path.relpath(SHARED_XNLI)
         data = f"--train_file {xnli}/en.dev.tsv --test_files {xnli} --eval_strategy no"
     else:
@@ -344,8 +345,14 @@ def run_report(log_history: list[dict], output_dir: str, demo: bool, positions: 
         "Next:",
         f"  python -c \"from transformers import AutoModel; print(AutoModel.from_pretrained('{output_dir}', "
         f'trust_remote_code=True))"',
-        f"  {xnli_command(output_dir, positions)}",
     ]
+    if demo:  # commands on what a fresh clone has: the demo's own corpus, model and the Hub
+        lines += [
+            f"  python run_retrieval.py --model_name_or_path {output_dir} --tatoeba_dir {DEMO_DIR}/corpus/heldout "
+            f"--heldout_every 1 --output_dir {output_dir}-retrieval",
+            f"  python -m modeling_infoxlm.export {output_dir} {output_dir}-sentence-encoder --sentence_transformer",
+        ]
+    lines.append(f"  {xnli_command(output_dir, positions, fresh_clone=demo)}")
     if demo:
         lines += [
             "  Real corpora: python run_pretrain.py --model_name_or_path FacebookAI/xlm-roberta-base "
@@ -364,6 +371,9 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
         )
         argv = demo_arguments()
     model_args, data_args, training_args, run_args = parse_args(argv)
+    training_args.dataloader_pin_memory &= _has_accelerator()  # pinned memory serves GPU copies only; on CPU it warns
+    # torchdata's StatefulDataLoader calls `torch.set_vital`, deprecated in torch 2.13: nothing a user can act on.
+    warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",

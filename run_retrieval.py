@@ -14,6 +14,13 @@ overrides it):
   report says so.
 - `mean`: the average of that layer's states over the sentence's tokens (padding excluded).
 
+`--setting xtreme` is XTREME's Tatoeba setting: mean pooling of layer xlco_layer (8 of 12 for base), xx→en queries
+only, cosine; with `--heldout_every 1` every pair is evaluated (XTREME's test set, for models that never trained on
+Tatoeba). `--scoring cosine,margin` adds margin scoring: the best ratio margin among the `--margin_k` (4) nearest
+neighbours (LASER; XTREME's BUCC). Every report states the split, candidates per query, directions, layer, pooling and
+scoring. Languages with fewer than `--min_pairs` (10) pairs score high by chance alone: they are reported, marked and
+left out of the averages, with a warning.
+
 Languages are averaged separately for those with bitext in training (every language not in
 `--mono_only_languages`) and those seen only in monolingual text (`--mono_only_languages`):
 
@@ -36,7 +43,7 @@ from dataclasses import dataclass, field
 
 import torch
 import transformers
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from infoxlm_cli import ConfigError, argument_parser, require_own_trainer_package, run_cli, usable_positions
 
@@ -54,7 +61,7 @@ from trainer import (  # noqa: E402
     retrieval_report,
     write_retrieval_outputs,
 )
-from trainer.retrieval import RETRIEVAL_FILES  # noqa: E402
+from trainer.retrieval import DIRECTIONS, POOLINGS, RETRIEVAL_FILES, SCORINGS  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +94,48 @@ class RetrievalArguments:
         },
     )
     heldout_every: int = field(
-        default=5, metadata={"help": "The eval split is pair i with i % heldout_every == 0 (Tatoeba: 5)."}
+        default=5,
+        metadata={
+            "help": "The eval split is pair i with i % heldout_every == 0 (Tatoeba: 5); 1: every pair (XTREME's "
+            "full test set, for models that never trained on Tatoeba)."
+        },
     )
     layer: int | None = field(
         default=None,
         metadata={"help": "Encoder layer of both sentence vectors (0: embedding output). Default: config.xlco_layer."},
+    )
+    setting: str = field(
+        default="both",
+        metadata={
+            "help": "`both`: the xlco vector and mean pooling, both directions. `xtreme`: XTREME's Tatoeba setting, "
+            "mean pooling of layer config.xlco_layer (2/3 of the depth: 8 of 12 for base), xx→en queries only, "
+            "cosine; add --heldout_every 1 for XTREME's full test set with a model not trained on Tatoeba. "
+            "--pooling/--directions/--scoring given explicitly override the setting's."
+        },
+        # Choices are checked in __post_init__ for a one-line error.
+    )
+    pooling: list[str] | None = field(
+        default=None, metadata={"help": "Sentence vectors (space- or comma-separated): xlco, mean."}
+    )
+    scoring: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "How a query picks its candidate (space- or comma-separated): cosine (nearest neighbour) and/or "
+            "margin (ratio margin over the --margin_k nearest neighbours of both sides, LASER / XTREME BUCC). "
+            "Default: cosine."
+        },
+    )
+    directions: list[str] | None = field(
+        default=None,
+        metadata={"help": "Which side queries (space- or comma-separated): xx->en, en->xx. Default: both."},
+    )
+    margin_k: int = field(default=4, metadata={"help": "Neighbours of the margin's denominator (LASER: 4)."})
+    min_pairs: int = field(
+        default=10,
+        metadata={
+            "help": "Languages with fewer eval pairs are reported but left out of the averages, with a warning "
+            "(with n candidates chance is 1/n: a language of 1 pair scores 100%)."
+        },
     )
     batch_size: int = field(default=64, metadata={"help": "Sentences per forward pass."})
     max_length: int = field(
@@ -110,8 +154,24 @@ class RetrievalArguments:
         if self.languages is not None:
             self.languages = split(self.languages)
         self.mono_only_languages = split(self.mono_only_languages)
+        presets = {"both": (["xlco", "mean"], ["xx->en", "en->xx"]), "xtreme": (["mean"], ["xx->en"])}
+        if self.setting not in presets:
+            raise ConfigError(f"--setting {self.setting}: unknown. Use one of {', '.join(presets)}.")
+        self.pooling = split(self.pooling) if self.pooling is not None else presets[self.setting][0]
+        self.directions = split(self.directions) if self.directions is not None else presets[self.setting][1]
+        self.scoring = split(self.scoring) if self.scoring is not None else ["cosine"]
+        for option, values, allowed in (
+            ("--pooling", self.pooling, POOLINGS),
+            ("--scoring", self.scoring, SCORINGS),
+            ("--directions", self.directions, DIRECTIONS),
+        ):
+            unknown = [value for value in values if value not in allowed]
+            if unknown or not values:
+                raise ConfigError(f"{option} {','.join(unknown)}: pass one or more of {', '.join(allowed)}.")
         for option, value, minimum in (
-            ("--heldout_every", self.heldout_every, 2),
+            ("--heldout_every", self.heldout_every, 1),
+            ("--margin_k", self.margin_k, 1),
+            ("--min_pairs", self.min_pairs, 1),
             ("--batch_size", self.batch_size, 1),
             ("--max_length", self.max_length, 2),
         ):
@@ -138,12 +198,12 @@ def _language_list(languages) -> str:
     return ", ".join(languages[:30]) + (f", ... ({len(languages)} in all)" if len(languages) > 30 else "")
 
 
-def check_output_dir(arguments: RetrievalArguments) -> None:
-    """Refuses a folder holding anything but this script's own results, unless --overwrite_output_dir."""
+def check_output_dir(arguments, own_files: tuple[str, ...] = RETRIEVAL_FILES) -> None:
+    """Refuses a folder holding anything but the script's own results (`own_files`), unless --overwrite_output_dir."""
     output_dir = arguments.output_dir
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ConfigError(f"--output_dir {output_dir}: a file, not a folder. Pass a folder path.")
-    others = sorted(set(os.listdir(output_dir)) - set(RETRIEVAL_FILES)) if os.path.isdir(output_dir) else []
+    others = sorted(set(os.listdir(output_dir)) - set(own_files)) if os.path.isdir(output_dir) else []
     if others and not arguments.overwrite_output_dir:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
         raise ConfigError(
@@ -190,6 +250,32 @@ def load_config(name_or_path: str) -> InfoXLMConfig:
             f"--model_name_or_path {name_or_path}{local}: cannot read an infoxlm or xlm-roberta config: "
             f"{str(error).strip()}"
         ) from None
+
+
+def load_tokenizer(tokenizer_name: str | None, model_name_or_path: str, config) -> "PreTrainedTokenizerBase":
+    """The model's tokenizer (`tokenizer_name`, else the checkpoint's); a missing or too large one raises ConfigError."""
+    tokenizer_source = tokenizer_name or model_name_or_path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    except (OSError, ValueError) as error:
+        option = "--tokenizer_name" if tokenizer_name else "--model_name_or_path"
+        raise ConfigError(
+            f"{option} {tokenizer_source}: cannot load a tokenizer ({str(error).strip()}). Pass --tokenizer_name "
+            "with the model's tokenizer."
+        ) from None
+    # transformers builds a tokenizer of special tokens only from a folder without tokenizer files: every word
+    # would become <unk>, and every score chance.
+    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
+        raise ConfigError(
+            f"{'--tokenizer_name' if tokenizer_name else '--model_name_or_path'} {tokenizer_source}: no "
+            "tokenizer files there (only special tokens were found). Pass --tokenizer_name with the model's tokenizer."
+        )
+    if len(tokenizer) > config.vocab_size:
+        raise ConfigError(
+            f"--tokenizer_name {tokenizer_source}: {len(tokenizer):,} tokens but the model's vocab_size is "
+            f"{config.vocab_size:,}, so some ids have no embedding. Use the model's own tokenizer."
+        )
+    return tokenizer
 
 
 def load_eval_pairs(arguments: RetrievalArguments) -> dict[str, tuple[list[str], list[str]]]:
@@ -252,32 +338,17 @@ def main(args: list[str] | None = None) -> dict:
     pairs = load_eval_pairs(arguments)
 
     tokenizer_source = arguments.tokenizer_name or arguments.model_name_or_path
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    except (OSError, ValueError) as error:
-        option = "--tokenizer_name" if arguments.tokenizer_name else "--model_name_or_path"
-        raise ConfigError(
-            f"{option} {tokenizer_source}: cannot load a tokenizer ({str(error).strip()}). Pass --tokenizer_name "
-            "with the model's tokenizer."
-        ) from None
-    # transformers builds a tokenizer of special tokens only from a folder without tokenizer files: every word
-    # would become <unk>, and every score chance.
-    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
-        raise ConfigError(
-            f"{'--tokenizer_name' if arguments.tokenizer_name else '--model_name_or_path'} {tokenizer_source}: no "
-            "tokenizer files there (only special tokens were found). Pass --tokenizer_name with the model's tokenizer."
-        )
-    if len(tokenizer) > config.vocab_size:
-        raise ConfigError(
-            f"--tokenizer_name {tokenizer_source}: {len(tokenizer):,} tokens but the model's vocab_size is "
-            f"{config.vocab_size:,}, so some ids have no embedding. Use the model's own tokenizer."
-        )
+    tokenizer = load_tokenizer(arguments.tokenizer_name, arguments.model_name_or_path, config)
     try:
         model, projection = load_retrieval_model(arguments.model_name_or_path, device)
     except (OSError, ValueError) as error:
         raise ConfigError(f"--model_name_or_path {arguments.model_name_or_path}: {str(error).strip()}") from None
-    descriptions = describe_poolings(layer, config.xlco_layer, projection)
-    if projection != "trained":
+    descriptions = {
+        pooling: text
+        for pooling, text in describe_poolings(layer, config.xlco_layer, projection).items()
+        if pooling in arguments.pooling
+    }
+    if projection != "trained" and "xlco" in arguments.pooling:
         logger.warning(f"xlco vector = {descriptions['xlco']}")
     logger.info(
         f"{arguments.model_name_or_path}: {len(pairs)} languages, {sum(len(s) for s, _ in pairs.values())} eval "
@@ -291,11 +362,18 @@ def main(args: list[str] | None = None) -> dict:
         layer=layer,
         batch_size=arguments.batch_size,
         max_length=arguments.max_length,
+        poolings=arguments.pooling,
         progress=not arguments.disable_tqdm,
+        scorings=arguments.scoring,
+        directions=arguments.directions,
+        margin_k=arguments.margin_k,
     )
     report = retrieval_report(
         results,
         arguments.mono_only_languages,
+        min_pairs=arguments.min_pairs,
+        setting=arguments.setting,
+        margin_k=arguments.margin_k,
         model_name_or_path=arguments.model_name_or_path,
         tokenizer=tokenizer_source,
         tatoeba_dir=arguments.tatoeba_dir,

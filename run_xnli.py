@@ -71,7 +71,10 @@ from transformers import (
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 import modeling_infoxlm  # noqa: F401  (registers the infoxlm model type with the Auto classes)
-from infoxlm_cli import argument_parser, run_cli, usable_positions
+from infoxlm_cli import argument_parser, require_own_trainer_package, run_cli, usable_positions
+
+require_own_trainer_package()  # before `import trainer`: Coqui's `trainer` on PyPI has the same name
+from trainer.metrics import load_metric  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -562,33 +565,12 @@ def load_hub_splits(
 
 def classification_metrics(predictions: np.ndarray, labels: np.ndarray, label_list: list[str]) -> dict:
     """
-    Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix (rows: gold, columns: predicted).
-    Macro-F1 averages over the classes that occur in the gold labels or the predictions (as scikit-learn does).
+    Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix (rows: gold, columns: predicted),
+    from the `nli_classification` evaluate module (trainer/metrics/).
     """
-    num_labels = len(label_list)
-    confusion = np.zeros((num_labels, num_labels), dtype=np.int64)
-    np.add.at(confusion, (labels, predictions), 1)
-    correct = np.diag(confusion).astype(np.float64)
-    predicted, gold = confusion.sum(axis=0), confusion.sum(axis=1)
-    precision = np.divide(correct, predicted, out=np.zeros(num_labels), where=predicted > 0)
-    recall = np.divide(correct, gold, out=np.zeros(num_labels), where=gold > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(num_labels), where=precision + recall > 0)
-    present = (predicted + gold) > 0
-    return {
-        "accuracy": float(correct.sum() / max(len(labels), 1)),
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "examples": int(len(labels)),
-        "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(gold[i]),
-            }
-            for i, name in enumerate(label_list)
-        },
-        "confusion_matrix": confusion.tolist(),
-    }
+    return load_metric("nli_classification").compute(
+        predictions=np.asarray(predictions).tolist(), references=np.asarray(labels).tolist(), label_names=label_list
+    )
 
 
 def language_name(code: str) -> str:
@@ -869,6 +851,7 @@ def main(args: list[str] | None = None) -> dict:
         model_args, data_args, lora_args, training_args = parser.parse_yaml_file(os.path.abspath(args[0]))
     else:
         model_args, data_args, lora_args, training_args = parser.parse_args_into_dataclasses(args=args)
+    training_args.dataloader_pin_memory &= torch.cuda.is_available()  # pinning serves GPU copies; on CPU it warns
 
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",

@@ -16,6 +16,7 @@ def model_card(
     data_summary: str | None = None,
     metrics: dict[str, float] | None = None,
     languages: list[str] | None = None,
+    momentum_schedule: str | None = None,
 ) -> str:
     """A Markdown model card with Hub metadata, how to load the model, what it was trained on, and its metrics."""
     config = model.config
@@ -48,7 +49,8 @@ def model_card(
         f"- Initialised from: {base_model or 'random initialisation'}",
         f"- XLCO: sentence vector = `<s>` state of layer {config.xlco_layer}"
         f"{' through a bias-free projection' if config.xlco_use_projection else ''}, "
-        f"temperature {config.xlco_temperature}, queue {config.xlco_queue_size}, momentum {config.xlco_momentum}",
+        f"temperature {config.xlco_temperature}, queue {config.xlco_queue_size}, "
+        f"momentum {momentum_schedule or config.xlco_momentum}",
     ]
     if data_summary:
         body += ["", "## Data", "", data_summary]

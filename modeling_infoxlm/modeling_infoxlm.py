@@ -44,12 +44,44 @@ class InfoXLMPreTrainedModel(xlmr.XLMRobertaPreTrainedModel):
             )
         return (model, info) if output_loading_info else model
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, as_xlm_roberta: bool = False, **kwargs):
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        *args,
+        as_xlm_roberta: bool = False,
+        as_sentence_transformer: bool = False,
+        tokenizer=None,
+        pooling: str | None = None,
+        layer: int | None = None,
+        **kwargs,
+    ):
         """
-        Saves the model (transformers v5 writes safetensors only). With `as_xlm_roberta=True` the directory instead holds a plain
-        `xlm-roberta` checkpoint (no custom code, no XLCO projection) that `transformers.AutoModel` loads directly,
-        the way microsoft/infoxlm-base is distributed.
+        Saves the model (transformers v5 writes safetensors only). With `as_xlm_roberta=True` the directory instead
+        holds a plain `xlm-roberta` checkpoint (no custom code, no XLCO projection) that `transformers.AutoModel`
+        loads directly, the way microsoft/infoxlm-base is distributed.
+
+        With `as_sentence_transformer=True` (and the model's `tokenizer`), it holds a sentence-transformers folder
+        that `SentenceTransformer(dir)` loads without custom code (see `modeling_infoxlm.sentence_transformer`):
+        by default the XLCO vector (`pooling="cls"`: `<s>` of layer `xlco_layer` through the projection, exactly
+        `sentence_vector`), or `pooling="mean"` (mean of layer `layer`, the default for a model without projection).
+        The projection is exported as the model holds it: one just loaded from an XLM-R checkpoint has a random one,
+        so export it with `pooling="mean"` (the export CLI detects a projection missing from a checkpoint).
         """
+        if as_sentence_transformer:
+            from .sentence_transformer import export_sentence_transformer
+
+            projection = getattr(self, "xlco_proj", None)
+            pooling = pooling or ("cls" if projection is not None else "mean")
+            return export_sentence_transformer(
+                self.base_model,
+                self.config,
+                tokenizer,
+                save_directory,
+                layer=layer,
+                pooling=pooling,
+                projection=projection.weight if projection is not None and pooling == "cls" else None,
+                source=self.config.name_or_path or type(self).__name__,
+            )
         if as_xlm_roberta:
             return export_as_xlm_roberta(self, save_directory, *args, **kwargs)
         return super().save_pretrained(save_directory, *args, **kwargs)

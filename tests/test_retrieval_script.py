@@ -237,7 +237,7 @@ def test_plain_xlm_roberta_gets_the_raw_cls_state_and_layer_overrides(tmp_path, 
     assert (report["layer"], report["xlco_layer"]) == (2, 1)
     assert_matches(report, expected_results(xlmr_checkpoint, tiny_tatoeba, ["fra", "sco"], 2, with_projection=False))
     # No --mono_only_languages: every language has bitext, the other group is empty.
-    assert report["groups"]["mono_only"] == {"languages": [], "pairs": 0, "xlco": dict.fromkeys(
+    assert report["groups"]["mono_only"] == {"languages": [], "excluded": [], "pairs": 0, "xlco": dict.fromkeys(
         ["xx->en", "en->xx", "mean"]), "mean": dict.fromkeys(["xx->en", "en->xx", "mean"])}  # fmt: skip
 
 

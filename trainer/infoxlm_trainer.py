@@ -89,6 +89,7 @@ class InfoXLMTrainer(Trainer):
         self.objectives = args.objective_list
         config = self.model.config
         self.momentum = MomentumSchedule.parse(args.xlco_momentum or f"constant,{config.xlco_momentum}")
+        config.xlco_momentum = self.momentum.final  # the saved config states what trained, not its old default
         self.key_encoder = self.queue = None
         if "xlco" in self.objectives:
             # Placed where the model trains when training starts (`place_xlco_state`), not here: the model may
@@ -665,6 +666,7 @@ class InfoXLMTrainer(Trainer):
             base_model=getattr(self, "base_model", None),
             data_summary=getattr(self, "data_summary_markdown", None),
             metrics=self.final_metrics(),
+            momentum_schedule=str(self.momentum),
         )
         Path(self.args.output_dir, "README.md").write_text(card, encoding="utf-8")
 

@@ -58,5 +58,11 @@ class MomentumSchedule:
         alpha, m_min, m_max = self.values
         return min(max(1.0 - math.pow(max(step, 1), -alpha), m_min), m_max)
 
+    @property
+    def final(self) -> float:
+        """The momentum the schedule settles at (m; m_max for `linear` and `exponential`): what a saved model's
+        config states as its `xlco_momentum`, the default of a run that continues from it."""
+        return self.values[0] if self.kind in ("constant", "constant_with_refresh") else self.values[-1]
+
     def __str__(self) -> str:
         return ",".join([self.kind, *(f"{value:g}" for value in self.values)])

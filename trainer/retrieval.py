@@ -21,6 +21,8 @@ from modeling_infoxlm import InfoXLMForPreTraining
 from .data.dataset import load_parallel_pairs
 from .data.errors import DataError
 from .data.sources import find_parallel_corpora
+from .margin import MARGIN_K, best_by_margin
+from .metrics import accuracy
 
 if TYPE_CHECKING:  # matplotlib is imported only when plotting: importing `trainer` stays fast
     from matplotlib.figure import Figure
@@ -30,7 +32,14 @@ logger = logging.getLogger(__name__)
 # "xlco": the `<s>` state through the XLCO projection when the model has one (what the contrastive loss sees);
 # "mean": the average state over the tokens of the sentence (special tokens included, padding excluded).
 POOLINGS = ("xlco", "mean")
+# "cosine": the nearest neighbour by cosine similarity; "margin": the best ratio margin among the k nearest
+# neighbours (trainer/margin.py; LASER and XTREME's BUCC). A "method" is a pooling with a scoring: "mean" is mean
+# pooling scored by cosine (the names of earlier reports), "mean/margin" the same vectors scored by margin.
+SCORINGS = ("cosine", "margin")
 DIRECTIONS = ("xx->en", "en->xx")
+# A language with fewer eval pairs than this is reported but left out of the group averages: with n candidates
+# chance is 1/n, so a language of 1 pair scores 100% whatever the model and would lift its group's average.
+MIN_PAIRS = 10
 GROUPS = ("bitext", "mono_only")
 ENGLISH = ("eng", "en")
 PROJECTION_WEIGHT = "xlco_proj.weight"
@@ -112,9 +121,29 @@ def encode(
     return vectors[pooling] if isinstance(pooling, str) else vectors
 
 
-def retrieval_accuracy(source: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
+def method_name(pooling: str, scoring: str) -> str:
+    return pooling if scoring == "cosine" else f"{pooling}/{scoring}"
+
+
+def retrieved_indices(
+    source: torch.Tensor, target: torch.Tensor, scoring: str = "cosine", margin_k: int = MARGIN_K
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The candidate each source row retrieves among the targets, and each target row among the sources."""
+    if scoring == "cosine":
+        similarity = F.normalize(source, dim=-1) @ F.normalize(target, dim=-1).T
+        return similarity.argmax(dim=1), similarity.argmax(dim=0)
+    if scoring == "margin":
+        (forward, _), (backward, _) = best_by_margin(source, target, margin_k)
+        return forward, backward
+    raise ValueError(f"unknown scoring {scoring!r}; expected one of {SCORINGS}")
+
+
+def retrieval_accuracy(
+    source: torch.Tensor, target: torch.Tensor, scoring: str = "cosine", margin_k: int = MARGIN_K
+) -> tuple[float, float]:
     """
-    Share of rows `i` whose nearest neighbour by cosine similarity on the other side is row `i`.
+    Share of rows `i` whose best candidate on the other side is row `i`: the nearest neighbour by cosine similarity
+    (`scoring="cosine"`) or the best ratio margin among the `margin_k` nearest neighbours (`"margin"`).
 
     Args:
         source, target: `(n, dim)` vectors of aligned translations.
@@ -122,13 +151,10 @@ def retrieval_accuracy(source: torch.Tensor, target: torch.Tensor) -> tuple[floa
     Returns:
         (source→target accuracy, target→source accuracy).
     """
-    similarity = F.normalize(source, dim=-1) @ F.normalize(target, dim=-1).T
-    count = similarity.shape[0]
-    gold = torch.arange(count)
+    forward, backward = retrieved_indices(source, target, scoring, margin_k)
+    gold = torch.arange(source.shape[0]).tolist()
     # Exact fractions (a count over n), not float32 means, so reports show 0.035 rather than 0.03500000014901161.
-    forward = (similarity.argmax(dim=1) == gold).sum().item() / count
-    backward = (similarity.argmax(dim=0) == gold).sum().item() / count
-    return forward, backward
+    return accuracy(forward.tolist(), gold), accuracy(backward.tolist(), gold)
 
 
 def evaluate_retrieval(
@@ -251,14 +277,14 @@ def find_tatoeba_languages(directory: str | os.PathLike, heldout_every: int = 5)
 
 def load_tatoeba_eval(files: dict[str, list[Path]], heldout_every: int = 5) -> dict[str, tuple[list[str], list[str]]]:
     """
-    The eval split (pair `i` with `i % heldout_every == 0`) of each language: {language: (xx sentences, English
-    sentences)}, aligned. Raises `DataError` for misaligned files and for a language left without an eval pair.
+    The eval split (pair `i` with `i % heldout_every == 0`; every pair with `heldout_every=1`, XTREME's full test
+    set) of each language: {language: (xx sentences, English sentences)}, aligned. Raises `DataError` for misaligned files and for a language left without an eval pair.
     """
     pairs = {}
     for language, paths in files.items():
         foreign, english = [], []
         for pair, (sources, targets) in load_parallel_pairs(
-            [str(path) for path in paths], split="eval", heldout_every=heldout_every
+            [str(path) for path in paths], split="all" if heldout_every == 1 else "eval", heldout_every=heldout_every
         ).items():
             if pair.split("-")[0] in ENGLISH:
                 sources, targets = targets, sources
@@ -282,12 +308,17 @@ def evaluate_tatoeba(
     max_length: int = 128,
     poolings: Sequence[str] = POOLINGS,
     progress: bool = True,
+    scorings: Sequence[str] = ("cosine",),
+    directions: Sequence[str] = DIRECTIONS,
+    margin_k: int = MARGIN_K,
 ) -> dict[str, dict]:
     """
-    Retrieval accuracy per language, pooling and direction, with a progress bar over languages.
+    Retrieval accuracy per language, method (pooling with scoring, see `method_name`) and direction, with a
+    progress bar over languages. Every query's candidates are all the other side's sentences of its language.
 
     Returns:
-        {language: {"pairs": n, pooling: {"xx->en": acc, "en->xx": acc, "mean": mean of both}}}, accuracies in [0, 1].
+        {language: {"pairs": n, method: {direction: acc, ..., "mean": mean over `directions`}}}, accuracies in
+        [0, 1].
     """
     results = {}
     for language in tqdm(sorted(pairs), desc="Tatoeba", unit="language", disable=not progress):
@@ -296,43 +327,83 @@ def evaluate_tatoeba(
         english_vectors = encode(model, tokenizer, english, batch_size, max_length, tuple(poolings), layer)
         results[language] = {"pairs": len(foreign)}
         for pooling in poolings:
-            to_english, from_english = retrieval_accuracy(foreign_vectors[pooling], english_vectors[pooling])
-            results[language][pooling] = {
-                "xx->en": to_english,
-                "en->xx": from_english,
-                "mean": (to_english + from_english) / 2,
-            }
+            for scoring in scorings:
+                to_english, from_english = retrieval_accuracy(
+                    foreign_vectors[pooling], english_vectors[pooling], scoring, margin_k
+                )
+                scores = {"xx->en": to_english, "en->xx": from_english}
+                scores = {direction: scores[direction] for direction in directions}
+                scores["mean"] = sum(scores.values()) / len(scores)
+                results[language][method_name(pooling, scoring)] = scores
     return results
 
 
-def retrieval_report(results: dict[str, dict], mono_only_languages: Sequence[str], **settings) -> dict:
+def retrieval_report(
+    results: dict[str, dict], mono_only_languages: Sequence[str], min_pairs: int = MIN_PAIRS, **settings
+) -> dict:
     """
     The content of `retrieval.json`: `settings` (model, layer, ...), per-language results with their group
     ("bitext": every language not in `mono_only_languages`; "mono_only": those), and per-group macro averages
-    (None for an empty group).
+    (None for an empty group). Languages with fewer than `min_pairs` pairs are marked `too_small` and left out of
+    the averages (listed in the group's `excluded`), with a warning.
     """
-    poolings = [name for name in POOLINGS if any(name in scores for scores in results.values())]
+    methods = [name for name in _method_order(results)]
+    directions = [key for key in DIRECTIONS if any(key in scores[methods[0]] for scores in results.values())]
     mono_only = set(mono_only_languages)
     languages = {
-        language: {"group": "mono_only" if language in mono_only else "bitext", **results[language]}
+        language: {
+            "group": "mono_only" if language in mono_only else "bitext",
+            "too_small": results[language]["pairs"] < min_pairs,
+            **results[language],
+        }
         for language in sorted(results)
     }
+    small = [f"{language} ({scores['pairs']})" for language, scores in languages.items() if scores["too_small"]]
+    if small:
+        logger.warning(
+            f"{len(small)} language(s) with fewer than {min_pairs} eval pairs are reported but left out of the "
+            f"averages (chance is 1/pairs, so they score high by chance alone): {', '.join(small)}"
+        )
     groups = {}
     for group in GROUPS:
-        members = [language for language, scores in languages.items() if scores["group"] == group]
-        groups[group] = {"languages": members, "pairs": sum(languages[language]["pairs"] for language in members)}
-        for pooling in poolings:
-            groups[group][pooling] = {
-                key: sum(languages[language][pooling][key] for language in members) / len(members) if members else None
-                for key in (*DIRECTIONS, "mean")
+        in_group = [language for language, scores in languages.items() if scores["group"] == group]
+        members = [language for language in in_group if not languages[language]["too_small"]]
+        groups[group] = {
+            "languages": members,
+            "excluded": [language for language in in_group if languages[language]["too_small"]],
+            "pairs": sum(languages[language]["pairs"] for language in members),
+        }
+        for method in methods:
+            groups[group][method] = {
+                key: sum(languages[language][method][key] for language in members) / len(members) if members else None
+                for key in (*directions, "mean")
             }
     return {
         **settings,
         "mono_only_languages": list(mono_only_languages),
-        "poolings": poolings,
+        "min_pairs": min_pairs,
+        "methods": methods,
+        "poolings": [pooling for pooling in POOLINGS if any(_split_method(m)[0] == pooling for m in methods)],
+        "scorings": [scoring for scoring in SCORINGS if any(_split_method(m)[1] == scoring for m in methods)],
+        "directions": directions,
         "languages": languages,
         "groups": groups,
     }
+
+
+def _split_method(method: str) -> tuple[str, str]:
+    pooling, _, scoring = method.partition("/")
+    return pooling, scoring or "cosine"
+
+
+def _method_order(results: dict[str, dict]) -> list[str]:
+    present = {key for scores in results.values() for key in scores if key not in ("pairs", "group", "too_small")}
+    return [method_name(p, s) for s in SCORINGS for p in POOLINGS if method_name(p, s) in present]
+
+
+def method_title(method: str) -> str:
+    pooling, scoring = _split_method(method)
+    return POOLING_TITLES[pooling] + ("" if scoring == "cosine" else f" ({scoring})")
 
 
 def _percent(value: float | None) -> str:
@@ -343,45 +414,86 @@ GROUP_TITLES = {"bitext": "bitext in training", "mono_only": "monolingual only"}
 POOLING_TITLES = {"xlco": "xlco", "mean": "mean-pooled"}
 
 
-def format_retrieval_markdown(report: dict) -> str:
-    """The group averages and the per-language table of a `retrieval_report`, accuracies in %, as Markdown."""
-    poolings = report["poolings"]
-    columns = [f"{POOLING_TITLES[pooling]}: {key}" for pooling in poolings for key in ("xx→en", "en→xx", "avg")]
+DIRECTION_TITLES = {"xx->en": "xx→en", "en->xx": "en→xx", "mean": "avg"}
+
+
+def _report_keys(report: dict) -> list[str]:
+    """The score columns of each method: the directions, and their average when there are two."""
+    directions = report.get("directions", list(DIRECTIONS))
+    return [*directions, "mean"] if len(directions) > 1 else directions
+
+
+def describe_settings(report: dict) -> list[str]:
+    """What every number of the report is: split, candidates, directions, layer, pooling, scoring, exclusions."""
+    every = report.get("heldout_every", 5)
+    split = (
+        "every pair (on Tatoeba: XTREME's full test set)"
+        if every == 1
+        else f"the eval split (pair i with i % {every} == 0)"
+    )
+    directions = report.get("directions", list(DIRECTIONS))
+    queries = " and ".join(
+        {"xx->en": "xx sentences query the English ones (xx→en, XTREME's direction)", "en->xx": "English sentences "
+         "query the xx ones (en→xx)"}[direction] for direction in directions
+    )  # fmt: skip
+    scorings = {
+        "cosine": "cosine: the candidate of highest cosine similarity",
+        "margin": f"margin: among the {report.get('margin_k', MARGIN_K)} nearest candidates by cosine, the one of "
+        "highest ratio margin (cosine over the mean similarity of both sides to their k nearest neighbours; "
+        "LASER, XTREME's BUCC)",
+    }
     lines = [
-        f"# Tatoeba retrieval: {report.get('model_name_or_path', 'model')}",
-        "",
-        f"Eval split of {report.get('tatoeba_dir', 'Tatoeba')} (pair i with i % {report.get('heldout_every', 5)} "
-        "== 0), cosine nearest neighbour among the eval sentences of the same language, accuracy in % "
-        "(chance is 100 / pairs); avg is the mean of both directions.",
-        "",
+        f"- Data: {report.get('tatoeba_dir', 'Tatoeba')}, {split}. Candidates per query: all the other side's "
+        "sentences of the same language (the `pairs` column), so chance is 100 / pairs.",
+        f"- Queries: {queries}." + (" `avg` is the mean of both directions." if len(directions) > 1 else ""),
+        f"- Layer: {report.get('layer')} of {report.get('num_hidden_layers', '?')}.",
     ]
-    lines += [f"- `{pooling}`: {report['pooling_descriptions'][pooling]}" for pooling in poolings]
+    lines += [
+        f"- Pooling `{pooling}`: {report['pooling_descriptions'][pooling]}" for pooling in report.get("poolings", [])
+    ]
+    lines += [f"- Scoring {scorings[scoring]}" for scoring in report.get("scorings", ["cosine"])]
+    excluded = [language for averages in report["groups"].values() for language in averages.get("excluded", [])]
+    if excluded:
+        lines.append(
+            f"- Not averaged (fewer than {report.get('min_pairs', MIN_PAIRS)} pairs, too small to measure): "
+            + ", ".join(f"{language} ({report['languages'][language]['pairs']})" for language in excluded)
+        )
+    return lines
+
+
+def format_retrieval_markdown(report: dict) -> str:
+    """The settings, the group averages and the per-language table of a `retrieval_report`, in %, as Markdown."""
+    methods, keys = report.get("methods", report["poolings"]), _report_keys(report)
+    columns = [f"{method_title(method)}: {DIRECTION_TITLES[key]}" for method in methods for key in keys]
+    lines = [f"# Tatoeba retrieval: {report.get('model_name_or_path', 'model')}", "", "Accuracy in %.", ""]
+    lines += describe_settings(report)
     lines += ["", "| group | languages | pairs | " + " | ".join(columns) + " |"]
     lines.append("|---|---:|---:" + "|---:" * len(columns) + "|")
     for group, averages in report["groups"].items():
-        cells = [_percent(averages[pooling][key]) for pooling in poolings for key in (*DIRECTIONS, "mean")]
+        cells = [_percent(averages[method][key]) for method in methods for key in keys]
         row = [GROUP_TITLES[group], str(len(averages["languages"])), str(averages["pairs"]), *cells]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| language | group | pairs | " + " | ".join(columns) + " |"]
     lines.append("|---|---|---:" + "|---:" * len(columns) + "|")
     ordered = sorted(report["languages"].items(), key=lambda item: (GROUPS.index(item[1]["group"]), item[0]))
     for language, scores in ordered:
-        cells = [_percent(scores[pooling][key]) for pooling in poolings for key in (*DIRECTIONS, "mean")]
-        lines.append("| " + " | ".join([language, scores["group"], str(scores["pairs"]), *cells]) + " |")
+        cells = [_percent(scores[method][key]) for method in methods for key in keys]
+        group = scores["group"] + (" (too small, not averaged)" if scores.get("too_small") else "")
+        lines.append("| " + " | ".join([language, group, str(scores["pairs"]), *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot_retrieval(report: dict) -> "Figure":
     """
-    Bar chart of each language's accuracy (mean of both directions), one bar per pooling, languages grouped by
+    Bar chart of each language's accuracy (mean of the directions evaluated), one bar per method (pooling and scoring), languages grouped by
     "bitext" / "mono_only" with each group's average as a dashed line. Rendered with Agg (no pyplot state).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.transforms import blended_transform_factory
 
-    poolings = report["poolings"]
-    colors = dict(zip(POOLINGS, ("tab:blue", "tab:orange")))
+    methods = report.get("methods", report["poolings"])
+    colors = dict(zip(methods, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
     spans, positions, labels, x = [], [], [], 0.0
     for group in GROUPS:
         members = report["groups"][group]["languages"]
@@ -393,16 +505,16 @@ def plot_retrieval(report: dict) -> "Figure":
     figure = Figure(figsize=(max(6.4, 0.3 * x + 2.0), 4.8), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots()
-    width, tallest = 0.8 / max(1, len(poolings)), 0.0
-    for index, pooling in enumerate(poolings):
-        offset = (index - (len(poolings) - 1) / 2) * width
+    width, tallest = 0.8 / max(1, len(methods)), 0.0
+    for index, method in enumerate(methods):
+        offset = (index - (len(methods) - 1) / 2) * width
         heights = [
-            100 * report["languages"][language][pooling]["mean"]
+            100 * report["languages"][language][method]["mean"]
             for group, _, _ in spans
             for language in report["groups"][group]["languages"]
         ]
         tallest = max([tallest, *heights])
-        axes.bar([p + offset for p in positions], heights, width, color=colors[pooling], label=POOLING_TITLES[pooling])
+        axes.bar([p + offset for p in positions], heights, width, color=colors[method], label=method_title(method))
     # Languages with few eval pairs score high by chance alone (Tatoeba has some with a dozen pairs).
     chance = [
         100 / report["languages"][language]["pairs"]
@@ -414,14 +526,14 @@ def plot_retrieval(report: dict) -> "Figure":
     label_transform = blended_transform_factory(axes.transData, axes.transAxes)
     for number, (group, start, end) in enumerate(spans):
         averages = report["groups"][group]
-        for pooling in poolings:
-            value = 100 * averages[pooling]["mean"]
-            axes.hlines(value, start - 0.5, end + 0.5, colors=colors[pooling], linestyles="--", linewidth=1)
+        for method in methods:
+            value = 100 * averages[method]["mean"]
+            axes.hlines(value, start - 0.5, end + 0.5, colors=colors[method], linestyles="--", linewidth=1)
         axes.text(
             (start + end) / 2,
             1.01,
             f"{GROUP_TITLES[group]} ({len(averages['languages'])}): "
-            + ", ".join(f"{POOLING_TITLES[pooling]} {100 * averages[pooling]['mean']:.1f}" for pooling in poolings),
+            + ", ".join(f"{method_title(method)} {100 * averages[method]['mean']:.1f}" for method in methods),
             transform=label_transform,
             ha="center",
             va="bottom",
@@ -433,7 +545,7 @@ def plot_retrieval(report: dict) -> "Figure":
     axes.set_xlim(-1, max(x - 1.5, 1))
     # Scores near chance would be invisible on a fixed 0-100 axis.
     axes.set_ylim(0, min(100.0, max(5.0, 1.15 * tallest)))
-    axes.set_ylabel("accuracy, mean of xx→en and en→xx (%)")
+    axes.set_ylabel(f"accuracy, {' and '.join(DIRECTION_TITLES[d] for d in report.get('directions', DIRECTIONS))} (%)")
     axes.legend(
         title="dashed: group average",
         loc="upper left",
