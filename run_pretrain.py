@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
         )
         argv = demo_arguments()
     model_args, data_args, training_args, run_args = parse_args(argv)
-    training_args.dataloader_pin_memory &= _has_accelerator()  # pinned memory serves GPU copies only; on CPU it warns
+    training_args.dataloader_pin_memory &= has_accelerator()  # pinned memory serves GPU copies only; on CPU it warns
     # torchdata's StatefulDataLoader calls `torch.set_vital`, deprecated in torch 2.13: nothing a user can act on.
     warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
     logging.basicConfig(
