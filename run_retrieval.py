@@ -38,7 +38,15 @@ import torch
 import transformers
 from transformers import AutoTokenizer
 
-from infoxlm_cli import ConfigError, argument_parser, require_own_trainer_package, run_cli, usable_positions
+from infoxlm_cli import (
+    ConfigError,
+    argument_parser,
+    check_tokenizer_folder,
+    parse_arguments,
+    require_own_trainer_package,
+    run_cli,
+    usable_positions,
+)
 
 require_own_trainer_package()  # before `import trainer`: Coqui's `trainer` on PyPI has the same name
 
@@ -54,6 +62,7 @@ from trainer import (  # noqa: E402
     retrieval_report,
     write_retrieval_outputs,
 )
+from trainer.output_folder import OutputFolderError, RunOutputs, check_output_folder  # noqa: E402
 from trainer.retrieval import RETRIEVAL_FILES  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -101,7 +110,10 @@ class RetrievalArguments:
         default="auto", metadata={"help": "`auto` (cuda if available, else cpu), `cpu`, `cuda:0`, ..."}
     )
     overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Write into an output_dir that already holds other files."}
+        default=False,
+        metadata={
+            "help": "Write into an output_dir that already holds results or other files (replacing the results)."
+        },
     )
     disable_tqdm: bool = field(default=False, metadata={"help": "No progress bar."})
 
@@ -121,15 +133,7 @@ class RetrievalArguments:
 
 def parse_args(argv: list[str] | None = None) -> RetrievalArguments:
     """From flags or one .json/.yaml file; a bad value raises ConfigError."""
-    parser = argument_parser(RetrievalArguments)
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        path = os.path.abspath(argv[0])
-        if not os.path.isfile(path):
-            raise ConfigError(f"{argv[0]}: no such file (a single argument is read as a .json/.yaml config).")
-        (arguments,) = parser.parse_json_file(path) if path.endswith(".json") else parser.parse_yaml_file(path)
-    else:
-        (arguments,) = parser.parse_args_into_dataclasses(args=argv)
+    (arguments,) = parse_arguments(argument_parser(RetrievalArguments), sys.argv[1:] if argv is None else argv)
     return arguments
 
 
@@ -139,17 +143,15 @@ def _language_list(languages) -> str:
 
 
 def check_output_dir(arguments: RetrievalArguments) -> None:
-    """Refuses a folder holding anything but this script's own results, unless --overwrite_output_dir."""
-    output_dir = arguments.output_dir
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ConfigError(f"--output_dir {output_dir}: a file, not a folder. Pass a folder path.")
-    others = sorted(set(os.listdir(output_dir)) - set(RETRIEVAL_FILES)) if os.path.isdir(output_dir) else []
-    if others and not arguments.overwrite_output_dir:
-        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-        raise ConfigError(
-            f"--output_dir {output_dir}: already holds other files ({shown}). Choose an empty or new folder, or pass "
-            "--overwrite_output_dir to write the results beside them."
-        )
+    """The rule of every script (trainer/output_folder.py), stricter on other files: a folder holding anything (a
+    previous evaluation, other files) is refused unless --overwrite_output_dir, which writes the results beside
+    the other files; never the folder of the model or tokenizer read."""
+    check_output_folder(
+        arguments.output_dir,
+        reads={"--model_name_or_path": arguments.model_name_or_path, "--tokenizer_name": arguments.tokenizer_name},
+        overwrite=arguments.overwrite_output_dir,
+        outputs=RunOutputs(files=RETRIEVAL_FILES, checkpoints=False, others_count=True),
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -252,6 +254,9 @@ def main(args: list[str] | None = None) -> dict:
     pairs = load_eval_pairs(arguments)
 
     tokenizer_source = arguments.tokenizer_name or arguments.model_name_or_path
+    check_tokenizer_folder(
+        tokenizer_source, "--tokenizer_name" if arguments.tokenizer_name else "--model_name_or_path"
+    )
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
     except (OSError, ValueError) as error:
@@ -314,4 +319,4 @@ def main(args: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(main, (ConfigError, DataError))
+    run_cli(main, (ConfigError, DataError, OutputFolderError))

@@ -19,9 +19,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     output = Path(args.output_dir)
-    if output.exists() and any(output.iterdir()):
-        parser.error(f"{output} is not empty; choose a new directory so that nothing is overwritten.")
-    config = AutoConfig.from_pretrained(args.checkpoint)
+    # The output folder rule of every script (trainer/output_folder.py); here the folder must be new or empty.
+    from infoxlm_cli import require_own_trainer_package
+
+    require_own_trainer_package()
+    from trainer.output_folder import OutputFolderError, RunOutputs, check_output_folder
+
+    try:
+        check_output_folder(
+            output,
+            reads={"checkpoint": args.checkpoint},
+            overwrite=False,
+            outputs=RunOutputs(files=(), checkpoints=False, others_count=True),
+            overwrite_flag=None,
+            option="output_dir",
+        )
+    except OutputFolderError as error:
+        parser.error(f"{error} Nothing is overwritten.")
+    try:
+        config = AutoConfig.from_pretrained(args.checkpoint)
+    except (OSError, ValueError) as error:
+        parser.error(f"checkpoint {args.checkpoint}: {str(error).strip()}")
     if config.model_type != "infoxlm":
         parser.error(f"{args.checkpoint} is of model_type {config.model_type!r}, not 'infoxlm'; nothing to export.")
     architecture = (config.architectures or ["InfoXLMForPreTraining"])[0]

@@ -373,7 +373,9 @@ class InfoXLMTrainer(Trainer):
 
         A `PretrainingDataset` resumes at the stream position saved in the checkpoint (validated first), without
         reading or collating the batches before it; `--ignore_data_skip` restarts its stream from the beginning."""
-        resume_from_checkpoint = resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir)
+        resume_from_checkpoint = resolve_resume_checkpoint(
+            resume_from_checkpoint, self.args.output_dir, required=self.resume_files(self.objectives)
+        )
         self._resumed_loader_state = None
         if resume_from_checkpoint:
             # Validate and load before the Trainer touches anything, so a bad checkpoint changes nothing.
@@ -385,6 +387,11 @@ class InfoXLMTrainer(Trainer):
         elif self.queue is not None and self.args.xlco_queue_fill == "prefill":
             self.prefill_queue()
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    @staticmethod
+    def resume_files(objectives: list[str]) -> tuple[str, ...]:
+        """Files a checkpoint holds besides transformers' own when it trains `objectives`: the XLCO state."""
+        return (XLCO_STATE_WEIGHTS, XLCO_STATE_JSON) if "xlco" in objectives else ()
 
     # ---------------------------------------------------------------- the data stream and its position
 
