@@ -147,19 +147,20 @@ def check_training_arguments(args, model=None) -> None:
         value = getattr(args, name)
         if value < 1:
             raise ConfigError(f"--{name} {value}: must be at least 1.")
+    optim = getattr(args.optim, "value", args.optim)
     if args.learning_rate < 0:
         raise ConfigError(f"--learning_rate {args.learning_rate}: must be positive (the optimizer would refuse it).")
     try:
         optimizer_class, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
     except ImportError as error:
-        raise ConfigError(f"--optim {args.optim}: {str(error).strip()} Or pick another --optim.") from error
+        raise ConfigError(f"--optim {optim}: {str(error).strip().rstrip('.')}; or pick another --optim.") from error
     if optimizer_class.__module__.startswith("torch.optim"):
         group = {"params": [torch.nn.Parameter(torch.zeros(1))], "weight_decay": args.weight_decay}
         try:
             optimizer_class([group], **kwargs)
         except ValueError as error:
             raise ConfigError(
-                f"--optim {args.optim} refuses these settings: {error}. Check --learning_rate, --weight_decay, "
+                f"--optim {optim} refuses these settings: {error}. Check --learning_rate, --weight_decay, "
                 "--adam_beta1, --adam_beta2, --adam_epsilon and --optim_args."
             ) from error
 
@@ -215,7 +216,7 @@ def check_tokenizer_folder(source: str, option: str) -> None:
         if option == "--tokenizer_name":
             fix = "Pass --tokenizer_name with a folder that holds one (tokenizer.json, tokenizer_config.json), or a Hub id"
         raise ConfigError(
-            f"{option} {source}: this folder has no tokenizer (no {' or '.join(TOKENIZER_FILES[:2])}). {fix}."
+            f"{option} {source}: no tokenizer files there (no {' or '.join(TOKENIZER_FILES[:2])}). {fix}."
         )
 
 

@@ -236,6 +236,10 @@ def main(args: list[str] | None = None) -> dict:
 
     # Everything is checked before the model is loaded, so bad input fails in seconds and writes nothing.
     check_output_dir(arguments)
+    tokenizer_source = arguments.tokenizer_name or arguments.model_name_or_path
+    check_tokenizer_folder(
+        tokenizer_source, "--tokenizer_name" if arguments.tokenizer_name else "--model_name_or_path"
+    )
     device = resolve_device(arguments.device)
     config = load_config(arguments.model_name_or_path)
     layer = config.xlco_layer if arguments.layer is None else arguments.layer
@@ -253,10 +257,6 @@ def main(args: list[str] | None = None) -> dict:
         )
     pairs = load_eval_pairs(arguments)
 
-    tokenizer_source = arguments.tokenizer_name or arguments.model_name_or_path
-    check_tokenizer_folder(
-        tokenizer_source, "--tokenizer_name" if arguments.tokenizer_name else "--model_name_or_path"
-    )
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
     except (OSError, ValueError) as error:

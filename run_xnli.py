@@ -951,6 +951,9 @@ def main(args: list[str] | None = None) -> dict:
         resuming=bool(training_args.resume_from_checkpoint) and training_args.do_train,
         outputs=XNLI_OUTPUTS,
     )
+    tokenizer_source = model_args.tokenizer_name or model_args.model_name_or_path
+    tokenizer_option = "--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path"
+    check_tokenizer_folder(tokenizer_source, tokenizer_option)
     train_dataset, dev_sets, test_sets, languages = load_data(model_args, data_args, training_args, selects)
     if data_args.select_on == "source_dev":
         selection_languages = [source_language]
@@ -995,9 +998,6 @@ def main(args: list[str] | None = None) -> dict:
     config.id2label = dict(enumerate(label_list))
     config.label2id = {name: i for i, name in enumerate(label_list)}
     config.finetuning_task = "xnli"
-    tokenizer_source = model_args.tokenizer_name or model_args.model_name_or_path
-    tokenizer_option = "--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path"
-    check_tokenizer_folder(tokenizer_source, tokenizer_option)
     tokenizer = load_pretrained(
         lambda: AutoTokenizer.from_pretrained(tokenizer_source, **hub_kwargs), tokenizer_option, tokenizer_source
     )

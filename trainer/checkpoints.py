@@ -193,7 +193,8 @@ def resolve_resume_checkpoint(
     if value is True or (isinstance(value, str) and value.strip().lower() == "true"):
         latest, skipped = latest_complete_checkpoint(output_dir, required=required)
         if latest is None:
-            found = f" (only incomplete ones: {', '.join(p.name for p in skipped)})" if skipped else ""
+            reasons = [f"{path.name}: {incomplete_reason(path, required) or 'a save cut short'}" for path in skipped]
+            found = f" (only incomplete ones: {'; '.join(reasons[:3])})" if skipped else ""
             raise CheckpointError(
                 f"--resume_from_checkpoint True: no complete checkpoint-N folder in {output_dir}{found}. Start a "
                 "new run without --resume_from_checkpoint."

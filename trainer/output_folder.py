@@ -129,7 +129,7 @@ def check_output_folder(
         return previous
     shown = [path.name for path in [*previous, *others]]
     names = ", ".join(shown[:6]) + (", ..." if len(shown) > 6 else "")
-    what = "a previous run" if previous else "other files"
+    what = "a run" if previous else "other files"
     fixes = ["--resume_from_checkpoint True to continue it"] if outputs.checkpoints and previous else []
     if overwrite_flag:
         replaced = "its files are deleted" if not others else "this run's files are written beside them"
