@@ -6,7 +6,7 @@ for a folder that already holds something, checked before anything is read at le
 - An `--output_dir` that is the folder of a model, tokenizer or checkpoint the run reads is refused: the run would
   replace what it reads.
 - A folder holding a previous run of the script (the files and folders it writes, see `RunOutputs`, and leftovers of
-  interrupted saves: `tmp-*`, `*.tmp`) is refused unless the run resumes it (`--resume_from_checkpoint`) or replaces
+  interrupted saves: `tmp-checkpoint-*`, `*.tmp`, safetensors' `.tmpXXXXXX`) is refused unless the run resumes it (`--resume_from_checkpoint`) or replaces
   it (`--overwrite_output_dir`). Files the script never writes (a run.yaml, notes) do not count and are never
   deleted, except for scripts whose folder must hold nothing else (`RunOutputs.others_count`).
 - `--overwrite_output_dir` deletes the previous run only through `remove_previous_run`, which the scripts call once
@@ -14,6 +14,7 @@ for a folder that already holds something, checked before anything is read at le
 """
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 STAGING_PREFIX = "tmp-"  # `tmp-checkpoint-N` staging folders (trainer/checkpoints.py) and their `.replaced` twins
 TEMPORARY_SUFFIX = ".tmp"  # atomic writes (`xlco_state.safetensors.tmp`, ...) cut short by a kill
+# safetensors' `save_file` (used by save_pretrained) writes the whole file to `.tmpXXXXXX` beside it (Rust's
+# `tempfile` crate), then renames it: a kill during the final save leaves that large file behind.
+SAFETENSORS_TEMPORARY = re.compile(r"\.tmp[A-Za-z0-9]{6}")
 # Files a training run writes at the top of its output folder.
 TRAINING_RUN_FILES = (
     "trainer_state.json",
@@ -61,7 +65,11 @@ def _is_checkpoint(name: str) -> bool:
 
 
 def _is_leftover(name: str) -> bool:
-    return name.startswith(STAGING_PREFIX) or name.endswith(TEMPORARY_SUFFIX)
+    return (
+        name.startswith(f"{STAGING_PREFIX}{PREFIX_CHECKPOINT_DIR}-")
+        or name.endswith(TEMPORARY_SUFFIX)
+        or SAFETENSORS_TEMPORARY.fullmatch(name) is not None
+    )
 
 
 def previous_run_files(output_dir: str | os.PathLike, outputs: RunOutputs = PRETRAINING_OUTPUTS) -> list[Path]:
