@@ -84,6 +84,7 @@ from infoxlm_cli import (
 
 require_own_trainer_package()  # before `import trainer`: Coqui's `trainer` on PyPI has the same name
 
+from trainer.checkpoints import CheckpointError, resolve_resume_checkpoint  # noqa: E402
 from trainer.output_folder import (  # noqa: E402
     TRAINING_RUN_FILES,
     OutputFolderError,
@@ -940,6 +941,10 @@ def main(args: list[str] | None = None) -> dict:
 
     # Everything is read and checked before anything is written, so bad input leaves output_dir untouched.
     check_training_arguments(training_args)
+    # The one rule for damaged checkpoints (README): an explicit one is refused, True skips them with a warning.
+    resume = None
+    if training_args.do_train:
+        resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     check_output_folder(
         training_args.output_dir,
         reads={
@@ -948,7 +953,7 @@ def main(args: list[str] | None = None) -> dict:
             "--tokenizer_name": model_args.tokenizer_name,
         },
         overwrite=training_args.overwrite_output_dir,
-        resuming=bool(training_args.resume_from_checkpoint) and training_args.do_train,
+        resuming=resume is not None,
         outputs=XNLI_OUTPUTS,
     )
     tokenizer_source = model_args.tokenizer_name or model_args.model_name_or_path
@@ -1098,7 +1103,7 @@ def main(args: list[str] | None = None) -> dict:
     output_dir = training_args.output_dir
     train_metrics = {}
     if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        train_result = trainer.train(resume_from_checkpoint=resume)
         train_metrics = {**train_result.metrics, "train_samples": len(train_dataset)}
         # With LoRA, Trainer saves the adapter and the trained head; the merged model goes to output_dir below.
         trainer.save_model(os.path.join(output_dir, ADAPTER_DIR) if lora_args.lora_r else None)
@@ -1215,4 +1220,4 @@ def main(args: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(main, (XNLIInputError, ConfigError, OutputFolderError))
+    run_cli(main, (XNLIInputError, ConfigError, OutputFolderError, CheckpointError))

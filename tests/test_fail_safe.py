@@ -197,6 +197,10 @@ XNLI_CASES = {
     "model folder without tokenizer": (lambda w, m, o, d: xnli_args(w, w / "no_tokenizer", o, d),
                                        ["no_tokenizer: no tokenizer files there", "--tokenizer_name"]),
     "config file: a list": (lambda w, m, o, d: [str(w / "list.yaml")], ["list.yaml: holds a list"]),
+    "resume: checkpoint lacks optimizer.pt": (
+        lambda w, m, o, d: xnli_args(w, m, w / "no_optimizer", d, "--do_train", "--resume_from_checkpoint",
+                                     str(w / "no_optimizer" / "checkpoint-2")),
+        ["checkpoint-2 is incomplete: it lacks optimizer.pt"]),
 }  # fmt: skip
 
 RETRIEVAL_CASES = {
