@@ -102,8 +102,9 @@ class RunArguments:
     overwrite_output_dir: bool = field(
         default=False,
         metadata={
-            "help": "Replace the run already in --output_dir: its checkpoints and model files are deleted before "
-            "training starts. Without it (or --resume_from_checkpoint) such a folder is refused."
+            "help": "Replace the run already in --output_dir: its checkpoints, model files and leftovers of killed "
+            "saves are deleted once every check has passed, just before training starts. Without it (or "
+            "--resume_from_checkpoint) such a folder is refused."
         },
     )
 
