@@ -6,11 +6,13 @@ format of argparse's own errors) and exit status 2, without a traceback: the mes
 field and the fix. `INFOXLM_DEBUG=1` re-raises it with its traceback.
 """
 
+import dataclasses
 import importlib.util
 import json
 import os
 import re
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -88,8 +90,10 @@ def read_config_file(path: str) -> dict:
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ConfigError(f"{path}: {where}not valid YAML ({problem}). {fix}") from None
-    if content is None or content == {}:
+    if content is None:
         raise ConfigError(f"{path}: the file is empty. {fix}")
+    if content == {}:
+        raise ConfigError(f"{path}: holds no arguments. {fix}")
     if not isinstance(content, dict):
         kind = "a list" if isinstance(content, list) else f"a single value ({content!r})"
         raise ConfigError(f"{path}: holds {kind}, not a mapping of argument names to values. {fix}")
@@ -112,13 +116,37 @@ def check_negative_values(argv: list[str]) -> None:
             )
 
 
+def typed_config_values(parser: HfArgumentParser, content: dict, path: str) -> dict:
+    """
+    `content` with text values of number fields turned into numbers: PyYAML reads `learning_rate: 1e-3` as the
+    text "1e-3" (YAML 1.1 wants `1.0e-3`), and `HfArgumentParser.parse_dict`, unlike its flag parsing, converts no
+    type. A value that is no number raises a ConfigError naming the file and the field.
+    """
+    kinds = {}
+    for dataclass_type in parser.dataclass_types:
+        for field in dataclasses.fields(dataclass_type):
+            allowed = typing.get_args(field.type) or (field.type,)
+            kinds[field.name] = next((kind for kind in (int, float) if kind in allowed), None)
+    typed = dict(content)
+    for name, value in content.items():
+        kind = kinds.get(name)
+        if kind is None or not isinstance(value, str):
+            continue
+        try:
+            typed[name] = kind(value)
+        except ValueError:
+            what, example = ("an integer", "2") if kind is int else ("a number", "0.001")
+            raise ConfigError(f"{path}: {name}: {value!r} is not {what} (e.g. `{name}: {example}`).") from None
+    return typed
+
+
 def parse_arguments(parser: HfArgumentParser, argv: list[str]) -> tuple:
     """The argument dataclasses from flags, or from one .json/.yaml config file (its only argument); a bad value, a
     bad file or a dataclass' own check raises ConfigError (our own error classes pass through unchanged)."""
     try:
         if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
             path = os.path.abspath(argv[0])
-            content = read_config_file(path)
+            content = typed_config_values(parser, read_config_file(path), path)
             try:
                 return parser.parse_dict(content, allow_extra_keys=False)
             except ValueError as error:

@@ -97,6 +97,7 @@ def workspace(tmp_path_factory) -> Path:
         "empty.yaml": "",
         "broken.yaml": "output_dir: [out\nmax_steps: 2\n",
         "broken.json": '{"output_dir": "out",, "max_steps": 2}',
+        "word_as_number.yaml": f"output_dir: {root / 'new'}\nlearning_rate: fast\n",
     }
     for name, text in configs.items():
         (root / name).write_text(text)
@@ -154,6 +155,8 @@ PRETRAIN_CASES = {
     "config file: empty": (lambda w, o: [str(w / "empty.yaml")], ["empty.yaml: the file is empty"]),
     "config file: bad YAML": (lambda w, o: [str(w / "broken.yaml")], ["broken.yaml: line", "not valid YAML"]),
     "config file: bad JSON": (lambda w, o: [str(w / "broken.json")], ["broken.json: line 1: not valid JSON"]),
+    "config file: a word as a number": (lambda w, o: [str(w / "word_as_number.yaml")],
+                                        ["word_as_number.yaml: learning_rate: 'fast' is not a number"]),
     "tokenizer without mask token": (lambda w, o: pretrain_args(w, o, "--tokenizer_name", str(w / "no_mask_tokenizer")),
                                      ["no_mask_tokenizer: the tokenizer has no mask token"]),
     "model folder without tokenizer": (
@@ -284,6 +287,21 @@ def test_export_cli_refuses_a_file_or_the_checkpoint_as_output(workspace, tiny_i
         err = capsys.readouterr().err
         assert exited.value.code == 2 and fragment in err.splitlines()[-1], err
     assert (snapshot(workspace), snapshot(tiny_infoxlm_checkpoint)) == before
+
+
+def test_yaml_numbers_in_exponent_notation_are_numbers(tmp_path):
+    """PyYAML reads `1e-3` as text (YAML 1.1); the config file gives the same arguments as the flags."""
+    import run_pretrain
+
+    config = tmp_path / "run.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'out'}\nlearning_rate: 1e-3\nmax_steps: '20'\nwarmup_steps: 2\n")
+    flags = ["--output_dir", str(tmp_path / "out"), "--learning_rate", "1e-3", "--max_steps", "20"]
+    from_file, from_flags = (
+        run_pretrain.parse_args([str(config)])[2],
+        run_pretrain.parse_args([*flags, "--warmup_steps", "2"])[2],
+    )
+    assert (from_file.learning_rate, from_file.max_steps, from_file.warmup_steps) == (0.001, 20, 2)
+    assert (from_file.learning_rate, from_file.max_steps) == (from_flags.learning_rate, from_flags.max_steps)
 
 
 @pytest.mark.parametrize(
