@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except OutputFolderError as error:
         parser.error(f"{error} Nothing is overwritten.")
+    if not Path(args.checkpoint).is_dir():
+        parser.error(f"checkpoint {args.checkpoint}: no such folder. Pass a folder written by run_pretrain.py.")
     try:
         config = AutoConfig.from_pretrained(args.checkpoint)
     except (OSError, ValueError) as error:
