@@ -6,13 +6,18 @@ format of argparse's own errors) and exit status 2, without a traceback: the mes
 field and the fix. `INFOXLM_DEBUG=1` re-raises it with its traceback.
 """
 
+import dataclasses
 import importlib.util
+import json
 import os
+import re
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+import yaml
 from transformers import HfArgumentParser
 
 DEBUG_VARIABLE = "INFOXLM_DEBUG"
@@ -57,6 +62,190 @@ def argument_parser(dataclass_types) -> HfArgumentParser:
         if action.help and "%" in action.help and "%(" not in action.help:
             action.help = action.help.replace("%", "%%")
     return parser
+
+
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+# What argparse takes for a negative number (argparse's own pattern): anything else that starts with "-", such as
+# -1e-3, is read as an option name, and the option before it gets "expected one argument".
+ARGPARSE_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
+
+
+def read_config_file(path: str) -> dict:
+    """The arguments of a .json/.yaml config file; a missing, unparsable, empty or non-mapping file raises a
+    ConfigError naming the file, the line where known, and what is wrong."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: no such file (a single argument is read as a .json/.yaml config).")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot be read ({error}).") from None
+    fix = 'Write one `name: value` (YAML) or `"name": value` (JSON) per argument, e.g. `output_dir: outputs/run`.'
+    try:
+        content = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: line {error.lineno}: not valid JSON ({error.msg}). {fix}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}: {where}not valid YAML ({problem}). {fix}") from None
+    if content is None:
+        raise ConfigError(f"{path}: the file is empty. {fix}")
+    if content == {}:
+        raise ConfigError(f"{path}: holds no arguments. {fix}")
+    if not isinstance(content, dict):
+        kind = "a list" if isinstance(content, list) else f"a single value ({content!r})"
+        raise ConfigError(f"{path}: holds {kind}, not a mapping of argument names to values. {fix}")
+    return content
+
+
+def check_negative_values(argv: list[str]) -> None:
+    """`--learning_rate -1e-3`: argparse reads -1e-3 as an option; say how to write it instead of argparse's
+    "expected one argument"."""
+    for option, value in zip(argv, argv[1:]):
+        if not (option.startswith("--") and "=" not in option and value.startswith("-")):
+            continue
+        try:
+            float(value)
+        except ValueError:
+            continue
+        if not ARGPARSE_NEGATIVE_NUMBER.match(value):
+            raise ConfigError(
+                f"{option} {value}: the command line reads {value} as an option name. Write {option}={value}."
+            )
+
+
+def typed_config_values(parser: HfArgumentParser, content: dict, path: str) -> dict:
+    """
+    `content` with text values of number fields turned into numbers: PyYAML reads `learning_rate: 1e-3` as the
+    text "1e-3" (YAML 1.1 wants `1.0e-3`), and `HfArgumentParser.parse_dict`, unlike its flag parsing, converts no
+    type. A value that is no number raises a ConfigError naming the file and the field.
+    """
+    kinds = {}
+    for dataclass_type in parser.dataclass_types:
+        for field in dataclasses.fields(dataclass_type):
+            allowed = typing.get_args(field.type) or (field.type,)
+            kinds[field.name] = next((kind for kind in (int, float) if kind in allowed), None)
+    typed = dict(content)
+    for name, value in content.items():
+        kind = kinds.get(name)
+        if kind is None or not isinstance(value, str):
+            continue
+        try:
+            typed[name] = kind(value)
+        except ValueError:
+            what, example = ("an integer", "2") if kind is int else ("a number", "0.001")
+            raise ConfigError(f"{path}: {name}: {value!r} is not {what} (e.g. `{name}: {example}`).") from None
+    return typed
+
+
+def parse_arguments(parser: HfArgumentParser, argv: list[str]) -> tuple:
+    """The argument dataclasses from flags, or from one .json/.yaml config file (its only argument); a bad value, a
+    bad file or a dataclass' own check raises ConfigError (our own error classes pass through unchanged)."""
+    try:
+        if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
+            path = os.path.abspath(argv[0])
+            content = typed_config_values(parser, read_config_file(path), path)
+            try:
+                return parser.parse_dict(content, allow_extra_keys=False)
+            except ValueError as error:
+                if type(error) is not ValueError:
+                    raise
+                raise ConfigError(f"{argv[0]}: {error}") from error
+        check_negative_values(argv)
+        return parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as error:
+        if type(error) is not ValueError:  # ConfigError and the scripts' own errors already name field and fix
+            raise
+        raise ConfigError(str(error)) from error
+
+
+def check_training_arguments(args, model=None) -> None:
+    """
+    What `TrainingArguments` accepts but training only fails on later, after the data preparation or once the
+    optimizer is built: batch sizes and accumulation steps below 1, a negative learning rate, an `--optim` whose
+    package is missing, and values the optimizer rejects (the optimizer is built here on one dummy parameter).
+    `model`: for the optimizers that need it (GaLore, LOMO).
+    """
+    import torch
+    from transformers import Trainer
+
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        value = getattr(args, name)
+        if value < 1:
+            raise ConfigError(f"--{name} {value}: must be at least 1.")
+    optim = getattr(args.optim, "value", args.optim)
+    if args.learning_rate < 0:
+        raise ConfigError(f"--learning_rate {args.learning_rate}: must be positive (the optimizer would refuse it).")
+    try:
+        optimizer_class, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    except ImportError as error:
+        raise ConfigError(f"--optim {optim}: {str(error).strip().rstrip('.')}; or pick another --optim.") from error
+    if optimizer_class.__module__.startswith("torch.optim"):
+        group = {"params": [torch.nn.Parameter(torch.zeros(1))], "weight_decay": args.weight_decay}
+        try:
+            optimizer_class([group], **kwargs)
+        except ValueError as error:
+            raise ConfigError(
+                f"--optim {optim} refuses these settings: {error}. Check --learning_rate, --weight_decay, "
+                "--adam_beta1, --adam_beta2, --adam_epsilon and --optim_args."
+            ) from error
+
+
+def apply_config_overrides(config, overrides: str) -> list[str]:
+    """
+    Applies `--config_overrides "a=1,b=false"` to `config` one field at a time with transformers' own parser (which
+    types each value by the field's current value) and returns the field names; a malformed item, an unknown field
+    or a value of the wrong type raises a ConfigError naming `--config_overrides` and that field.
+    """
+    names = []
+    example = "e.g. --config_overrides num_hidden_layers=2,hidden_size=64"
+    for item in overrides.split(","):
+        name, equals, value = item.partition("=")
+        name = name.strip()
+        if not (name and equals):
+            raise ConfigError(
+                f"--config_overrides: {item!r} is not field=value. Separate items with commas, {example}."
+            )
+        if not hasattr(config, name):
+            raise ConfigError(
+                f"--config_overrides: {name!r} is not a field of the {config.model_type} config. Use one of its "
+                f"fields (config.json), {example}."
+            )
+        current = type(getattr(config, name))
+        kind = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(current, "a value")
+        try:
+            config.update_from_string(f"{name}={value.strip()}")
+        except ValueError as error:
+            raise ConfigError(
+                f"--config_overrides: {name}={value.strip()!r}: {error}. {name} takes {kind}."
+            ) from error
+        names.append(name)
+    return names
+
+
+# Files of which a tokenizer folder holds at least one (fast or slow tokenizers, as save_pretrained writes them).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "tokenizer.model",
+    "vocab.txt",
+    "vocab.json",
+)
+
+
+def check_tokenizer_folder(source: str, option: str) -> None:
+    """A local folder without tokenizer files: say so (transformers would ask to install sentencepiece instead)."""
+    if os.path.isdir(source) and not any(os.path.isfile(os.path.join(source, name)) for name in TOKENIZER_FILES):
+        fix = "Pass --tokenizer_name with the model's tokenizer (a folder or Hub id)"
+        if option == "--tokenizer_name":
+            fix = "Pass --tokenizer_name with a folder that holds one (tokenizer.json, tokenizer_config.json), or a Hub id"
+        raise ConfigError(
+            f"{option} {source}: no tokenizer files there (no {' or '.join(TOKENIZER_FILES[:2])}). {fix}."
+        )
 
 
 # Model types whose position ids start after the padding index (fairseq's RoBERTa convention): XLM-R's

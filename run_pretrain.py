@@ -30,7 +30,17 @@ from safetensors import SafetensorError
 from transformers import AutoTokenizer, set_seed
 from transformers.integrations import get_available_reporting_integrations
 
-from infoxlm_cli import ConfigError, argument_parser, require_own_trainer_package, run_cli, usable_positions
+from infoxlm_cli import (
+    ConfigError,
+    apply_config_overrides,
+    argument_parser,
+    check_tokenizer_folder,
+    check_training_arguments,
+    parse_arguments,
+    require_own_trainer_package,
+    run_cli,
+    usable_positions,
+)
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
 
 require_own_trainer_package()  # before `import trainer`: Coqui's `trainer` on PyPI has the same name
@@ -49,12 +59,8 @@ from trainer import (  # noqa: E402
     train_tokenizer,
     write_demo_corpus,
 )
-from trainer.checkpoints import (  # noqa: E402
-    previous_run_files,
-    remove_previous_run,
-    resolve_resume_checkpoint,
-    unreadable_files,
-)
+from trainer.checkpoints import resolve_resume_checkpoint, unreadable_files  # noqa: E402
+from trainer.output_folder import OutputFolderError, check_output_folder, remove_previous_run  # noqa: E402
 from trainer.launch_checks import has_accelerator  # noqa: E402
 
 logger = logging.getLogger("run_pretrain")
@@ -97,8 +103,9 @@ class RunArguments:
     overwrite_output_dir: bool = field(
         default=False,
         metadata={
-            "help": "Replace the run already in --output_dir: its checkpoints and model files are deleted before "
-            "training starts. Without it (or --resume_from_checkpoint) such a folder is refused."
+            "help": "Replace the run already in --output_dir: its checkpoints, model files and leftovers of killed "
+            "saves are deleted once every check has passed, just before training starts. Without it (or "
+            "--resume_from_checkpoint) such a folder is refused."
         },
     )
 
@@ -107,20 +114,7 @@ def parse_args(argv: list[str] | None = None):
     """(ModelArguments, DataArguments, InfoXLMTrainingArguments, RunArguments) from flags or one .json/.yaml file;
     a bad value raises ConfigError."""
     parser = argument_parser((ModelArguments, DataArguments, InfoXLMTrainingArguments, RunArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-            path = os.path.abspath(argv[0])
-            if not os.path.isfile(path):
-                raise ConfigError(f"{argv[0]}: no such file (a single argument is read as a .json/.yaml config).")
-            if path.endswith(".json"):
-                return parser.parse_json_file(path)
-            return parser.parse_yaml_file(path)
-        return parser.parse_args_into_dataclasses(args=argv)
-    except ConfigError:
-        raise
-    except ValueError as error:  # the argument dataclasses' own checks
-        raise ConfigError(str(error)) from error
+    return parse_arguments(parser, sys.argv[1:] if argv is None else argv)
 
 
 def load_config(model_args: ModelArguments, vocab_size: int) -> InfoXLMConfig:
@@ -133,15 +127,14 @@ def load_config(model_args: ModelArguments, vocab_size: int) -> InfoXLMConfig:
     if source is not None:
         config = InfoXLMConfig.from_pretrained(source, **xlco)
         if model_args.config_overrides:  # typed by the existing fields; an unknown field raises
-            config.update_from_string(model_args.config_overrides)
+            apply_config_overrides(config, model_args.config_overrides)
         return config
     overrides = {}
     if model_args.config_overrides:
-        # transformers' own "a=1,b=false" parser types each value by the field's default; the config is then
-        # built from the parsed values so that derived defaults (xlco_layer, projection size) follow them.
+        # Each value is typed by the field's default; the config is then built from the parsed values so that
+        # derived defaults (xlco_layer, projection size) follow them.
         parsed = InfoXLMConfig()
-        parsed.update_from_string(model_args.config_overrides)
-        names = [item.split("=")[0] for item in model_args.config_overrides.split(",")]
+        names = apply_config_overrides(parsed, model_args.config_overrides)
         overrides = {name: getattr(parsed, name) for name in names}
     return InfoXLMConfig(vocab_size=vocab_size, **{**overrides, **xlco})
 
@@ -221,27 +214,38 @@ def check_reporting(training_args) -> None:
             )
 
 
-def check_output_dir(training_args, run_args: RunArguments) -> str | None:
+def check_output_dir(model_args: ModelArguments, training_args, run_args: RunArguments) -> str | None:
     """
-    The checkpoint to resume from (None for a new run), after checking that the output folder may be used: a
-    folder holding another run (checkpoints, model files) is refused unless the run resumes or replaces it.
+    The checkpoint to resume from (None for a new run), after checking that the output folder may be used
+    (trainer/output_folder.py: not a file, not a folder the run reads, another run only when resumed or replaced).
     """
     output_dir = training_args.output_dir
-    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, output_dir)
+    resume = resolve_resume_checkpoint(
+        training_args.resume_from_checkpoint,
+        output_dir,
+        required=InfoXLMTrainer.resume_files(training_args.objective_list),
+    )
     if resume and run_args.overwrite_output_dir:
         raise ConfigError(
             "--overwrite_output_dir deletes the checkpoints that --resume_from_checkpoint would continue from: pass "
             "only one of them."
         )
-    previous = previous_run_files(output_dir)
-    if previous and not resume and not run_args.overwrite_output_dir:
-        names = ", ".join(path.name for path in previous[:6]) + (", ..." if len(previous) > 6 else "")
-        raise ConfigError(
-            f"--output_dir {output_dir} already holds a run ({names}). Pass --resume_from_checkpoint True to "
-            "continue it, --overwrite_output_dir to replace it (its checkpoints and model files are deleted), or "
-            "another --output_dir."
-        )
+    reads = {
+        "--model_name_or_path": model_args.model_name_or_path,
+        "--config_name": model_args.config_name,
+        "--tokenizer_name": model_args.tokenizer_name,
+    }
+    check_output_folder(output_dir, reads=reads, overwrite=run_args.overwrite_output_dir, resuming=bool(resume))
     return resume
+
+
+def check_max_steps(training_args) -> None:
+    """The pretraining data is an endless stream: without --max_steps the Trainer fails after the data preparation."""
+    if training_args.max_steps is None or training_args.max_steps <= 0:
+        raise ConfigError(
+            "--max_steps is missing: the pretraining data is an endless stream (every language is resampled "
+            "without end), so the run length is a number of updates. Pass --max_steps N (the paper: 150000)."
+        )
 
 
 def _looks_like_a_path(source: str) -> bool:
@@ -385,12 +389,20 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
 
     # Everything below up to the data preparation only reads and checks: a bad input changes nothing on disk.
     check_reporting(training_args)
-    resume = check_output_dir(training_args, run_args)
+    check_max_steps(training_args)
+    check_training_arguments(training_args)
+    resume = check_output_dir(model_args, training_args, run_args)
     tokenizer_source = model_args.tokenizer_name or model_args.model_name_or_path
     if tokenizer_source is None:
         raise ConfigError("Pass --tokenizer_name (training from scratch) or --model_name_or_path.")
     option = "--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path"
+    check_tokenizer_folder(tokenizer_source, option)
     tokenizer = _load(lambda: AutoTokenizer.from_pretrained(tokenizer_source), tokenizer_source, option)
+    if tokenizer.mask_token is None:
+        raise ConfigError(
+            f"{option} {tokenizer_source}: the tokenizer has no mask token, which MLM, TLM and XLCO's masking need. "
+            "Use a tokenizer with one (XLM-R's <mask>), or set `mask_token` in its tokenizer_config.json."
+        )
     config_source = model_args.model_name_or_path or model_args.config_name
     option = "--model_name_or_path" if model_args.model_name_or_path else "--config_name"
     if config_source is not None:
@@ -398,6 +410,8 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
     try:
         config = load_config(model_args, len(tokenizer))
         config.validate_xlco()  # again: --config_overrides are applied after the config's own checks
+    except ConfigError:
+        raise
     except (OSError, ValueError) as error:
         where = f"{option} {config_source}" if config_source else "model config"
         raise ConfigError(f"{where}: {str(error).strip()}") from error
@@ -413,6 +427,7 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
     else:
         config._attn_implementation = model_args.attn_implementation
         model = InfoXLMForPreTraining(config)
+    check_training_arguments(training_args, model)  # again, with the model: some optimizers need it
     logger.info(
         f"Model: {model.num_parameters() / 1e6:.1f}M parameters, {config.num_hidden_layers} layers, "
         f"XLCO at layer {config.xlco_layer}, objectives {','.join(training_args.objective_list)}"
@@ -475,4 +490,4 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
 
 
 if __name__ == "__main__":
-    run_cli(main, (ConfigError, DataError, CheckpointError))
+    run_cli(main, (ConfigError, DataError, CheckpointError, OutputFolderError))

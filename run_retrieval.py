@@ -45,7 +45,15 @@ import torch
 import transformers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from infoxlm_cli import ConfigError, argument_parser, require_own_trainer_package, run_cli, usable_positions
+from infoxlm_cli import (
+    ConfigError,
+    argument_parser,
+    check_tokenizer_folder,
+    parse_arguments,
+    require_own_trainer_package,
+    run_cli,
+    usable_positions,
+)
 
 require_own_trainer_package()  # before `import trainer`: Coqui's `trainer` on PyPI has the same name
 
@@ -61,6 +69,7 @@ from trainer import (  # noqa: E402
     retrieval_report,
     write_retrieval_outputs,
 )
+from trainer.output_folder import OutputFolderError, RunOutputs, check_output_folder  # noqa: E402
 from trainer.retrieval import DIRECTIONS, POOLINGS, RETRIEVAL_FILES, SCORINGS  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -145,7 +154,10 @@ class RetrievalArguments:
         default="auto", metadata={"help": "`auto` (cuda if available, else cpu), `cpu`, `cuda:0`, ..."}
     )
     overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Write into an output_dir that already holds other files."}
+        default=False,
+        metadata={
+            "help": "Write into an output_dir that already holds results or other files (replacing the results)."
+        },
     )
     disable_tqdm: bool = field(default=False, metadata={"help": "No progress bar."})
 
@@ -181,15 +193,7 @@ class RetrievalArguments:
 
 def parse_args(argv: list[str] | None = None) -> RetrievalArguments:
     """From flags or one .json/.yaml file; a bad value raises ConfigError."""
-    parser = argument_parser(RetrievalArguments)
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        path = os.path.abspath(argv[0])
-        if not os.path.isfile(path):
-            raise ConfigError(f"{argv[0]}: no such file (a single argument is read as a .json/.yaml config).")
-        (arguments,) = parser.parse_json_file(path) if path.endswith(".json") else parser.parse_yaml_file(path)
-    else:
-        (arguments,) = parser.parse_args_into_dataclasses(args=argv)
+    (arguments,) = parse_arguments(argument_parser(RetrievalArguments), sys.argv[1:] if argv is None else argv)
     return arguments
 
 
@@ -199,17 +203,15 @@ def _language_list(languages) -> str:
 
 
 def check_output_dir(arguments, own_files: tuple[str, ...] = RETRIEVAL_FILES) -> None:
-    """Refuses a folder holding anything but the script's own results (`own_files`), unless --overwrite_output_dir."""
-    output_dir = arguments.output_dir
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ConfigError(f"--output_dir {output_dir}: a file, not a folder. Pass a folder path.")
-    others = sorted(set(os.listdir(output_dir)) - set(own_files)) if os.path.isdir(output_dir) else []
-    if others and not arguments.overwrite_output_dir:
-        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-        raise ConfigError(
-            f"--output_dir {output_dir}: already holds other files ({shown}). Choose an empty or new folder, or pass "
-            "--overwrite_output_dir to write the results beside them."
-        )
+    """The rule of every script (trainer/output_folder.py), stricter on other files: a folder holding anything (a
+    previous evaluation, other files) is refused unless --overwrite_output_dir, which writes the results beside
+    the other files; never the folder of the model or tokenizer read. `own_files`: the script's results."""
+    check_output_folder(
+        arguments.output_dir,
+        reads={"--model_name_or_path": arguments.model_name_or_path, "--tokenizer_name": arguments.tokenizer_name},
+        overwrite=arguments.overwrite_output_dir,
+        outputs=RunOutputs(files=own_files, checkpoints=False, others_count=True),
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -255,6 +257,7 @@ def load_config(name_or_path: str) -> InfoXLMConfig:
 def load_tokenizer(tokenizer_name: str | None, model_name_or_path: str, config) -> "PreTrainedTokenizerBase":
     """The model's tokenizer (`tokenizer_name`, else the checkpoint's); a missing or too large one raises ConfigError."""
     tokenizer_source = tokenizer_name or model_name_or_path
+    check_tokenizer_folder(tokenizer_source, "--tokenizer_name" if tokenizer_name else "--model_name_or_path")
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
     except (OSError, ValueError) as error:
@@ -320,6 +323,10 @@ def main(args: list[str] | None = None) -> dict:
 
     # Everything is checked before the model is loaded, so bad input fails in seconds and writes nothing.
     check_output_dir(arguments)
+    tokenizer_source = arguments.tokenizer_name or arguments.model_name_or_path
+    check_tokenizer_folder(
+        tokenizer_source, "--tokenizer_name" if arguments.tokenizer_name else "--model_name_or_path"
+    )
     device = resolve_device(arguments.device)
     config = load_config(arguments.model_name_or_path)
     layer = config.xlco_layer if arguments.layer is None else arguments.layer
@@ -337,7 +344,6 @@ def main(args: list[str] | None = None) -> dict:
         )
     pairs = load_eval_pairs(arguments)
 
-    tokenizer_source = arguments.tokenizer_name or arguments.model_name_or_path
     tokenizer = load_tokenizer(arguments.tokenizer_name, arguments.model_name_or_path, config)
     try:
         model, projection = load_retrieval_model(arguments.model_name_or_path, device)
@@ -392,4 +398,4 @@ def main(args: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(main, (ConfigError, DataError))
+    run_cli(main, (ConfigError, DataError, OutputFolderError))

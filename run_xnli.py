@@ -71,10 +71,28 @@ from transformers import (
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 import modeling_infoxlm  # noqa: F401  (registers the infoxlm model type with the Auto classes)
-from infoxlm_cli import argument_parser, require_own_trainer_package, run_cli, usable_positions
+from infoxlm_cli import (
+    ConfigError,
+    argument_parser,
+    check_tokenizer_folder,
+    check_training_arguments,
+    parse_arguments,
+    require_own_trainer_package,
+    run_cli,
+    usable_positions,
+)
 
 require_own_trainer_package()  # before `import trainer`: Coqui's `trainer` on PyPI has the same name
+
+from trainer.checkpoints import CheckpointError, resolve_resume_checkpoint  # noqa: E402
 from trainer.metrics import load_metric  # noqa: E402
+from trainer.output_folder import (  # noqa: E402
+    TRAINING_RUN_FILES,
+    OutputFolderError,
+    RunOutputs,
+    check_output_folder,
+    remove_previous_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +118,20 @@ RESULTS_FILE = "xnli_results.json"
 CHART_FILE = "xnli_accuracy.png"
 PREDICTIONS_DIR = "predictions"
 ADAPTER_DIR = "lora_adapter"
+# What a run writes to output_dir, i.e. what a previous run left there (trainer/output_folder.py).
+XNLI_OUTPUTS = RunOutputs(
+    files=(
+        *TRAINING_RUN_FILES,
+        RESULTS_FILE,
+        CHART_FILE,
+        "README.md",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "sentencepiece.bpe.model",
+        "special_tokens_map.json",
+    ),
+    folders=(PREDICTIONS_DIR, ADAPTER_DIR, "runs"),
+)
 
 
 class XNLIInputError(ValueError):
@@ -122,7 +154,7 @@ class XNLIInputError(ValueError):
             where.append(f"column {column!r}")
         message = f"{', '.join(where)}: {problem}" if where else problem
         if fix:
-            message += f"\n  Fix: {fix}"
+            message += f". Fix: {fix}."
         super().__init__(message)
 
 
@@ -264,6 +296,13 @@ class XNLITrainingArguments(TrainingArguments):
         default="accuracy", metadata={"help": "Selection metric (`accuracy`, `macro_f1` or `loss`)."}
     )
     save_total_limit: int | None = field(default=1, metadata={"help": "Checkpoints to keep besides the best one."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace the run already in --output_dir (its model, checkpoints, results and predictions are "
+            "deleted once every check has passed). Without it (or --resume_from_checkpoint) such a folder is refused."
+        },
+    )
 
     def __post_init__(self):
         if not self.do_train:
@@ -840,17 +879,22 @@ def load_data(
     return train_dataset, dev_sets, test_sets, languages
 
 
+def load_pretrained(load, option: str, source: str):
+    """`load()` (a from_pretrained call on `source`), with a loading failure turned into one ConfigError naming the
+    option."""
+    try:
+        return load()
+    except (OSError, ValueError) as error:
+        local = "" if os.path.exists(source) else " (no local folder of that name, so it was looked up on the Hub)"
+        raise ConfigError(f"{option} {source}{local}: {str(error).strip()}") from error
+
+
 def main(args: list[str] | None = None) -> dict:
     """Runs the script; `args` defaults to the command line. Returns the content of `xnli_results.json`."""
     # See all possible arguments with --help, or in transformers' training_args.py.
     parser = argument_parser((ModelArguments, DataTrainingArguments, LoraArguments, XNLITrainingArguments))
     args = sys.argv[1:] if args is None else args
-    if len(args) == 1 and args[0].endswith(".json"):
-        model_args, data_args, lora_args, training_args = parser.parse_json_file(os.path.abspath(args[0]))
-    elif len(args) == 1 and args[0].endswith((".yaml", ".yml")):
-        model_args, data_args, lora_args, training_args = parser.parse_yaml_file(os.path.abspath(args[0]))
-    else:
-        model_args, data_args, lora_args, training_args = parser.parse_args_into_dataclasses(args=args)
+    model_args, data_args, lora_args, training_args = parse_arguments(parser, args)
     training_args.dataloader_pin_memory &= torch.cuda.is_available()  # pinning serves GPU copies; on CPU it warns
 
     logging.basicConfig(
@@ -876,7 +920,26 @@ def main(args: list[str] | None = None) -> dict:
     # Model selection happens when Trainer evaluates during training; it sees only the selection dev set(s).
     selects = training_args.do_train and training_args.eval_strategy != IntervalStrategy.NO
 
-    # Data. Everything is read and checked before anything is written, so bad input leaves output_dir untouched.
+    # Everything is read and checked before anything is written, so bad input leaves output_dir untouched.
+    check_training_arguments(training_args)
+    # The one rule for damaged checkpoints (README): an explicit one is refused, True skips them with a warning.
+    resume = None
+    if training_args.do_train:
+        resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    check_output_folder(
+        training_args.output_dir,
+        reads={
+            "--model_name_or_path": model_args.model_name_or_path,
+            "--config_name": model_args.config_name,
+            "--tokenizer_name": model_args.tokenizer_name,
+        },
+        overwrite=training_args.overwrite_output_dir,
+        resuming=resume is not None,
+        outputs=XNLI_OUTPUTS,
+    )
+    tokenizer_source = model_args.tokenizer_name or model_args.model_name_or_path
+    tokenizer_option = "--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path"
+    check_tokenizer_folder(tokenizer_source, tokenizer_option)
     train_dataset, dev_sets, test_sets, languages = load_data(model_args, data_args, training_args, selects)
     if data_args.select_on == "source_dev":
         selection_languages = [source_language]
@@ -893,7 +956,12 @@ def main(args: list[str] | None = None) -> dict:
         "token": model_args.token,
         "trust_remote_code": model_args.trust_remote_code,
     }
-    config = AutoConfig.from_pretrained(model_args.config_name or model_args.model_name_or_path, **hub_kwargs)
+    config_option = "--config_name" if model_args.config_name else "--model_name_or_path"
+    config = load_pretrained(
+        lambda: AutoConfig.from_pretrained(model_args.config_name or model_args.model_name_or_path, **hub_kwargs),
+        config_option,
+        model_args.config_name or model_args.model_name_or_path,
+    )
     # A checkpoint already fine-tuned with named labels must use them in the order of the data's label ids.
     checkpoint_labels = [config.id2label[i] for i in sorted(config.id2label)] if config.id2label else []
     if checkpoint_labels and checkpoint_labels != [f"LABEL_{i}" for i in range(len(checkpoint_labels))]:
@@ -916,10 +984,16 @@ def main(args: list[str] | None = None) -> dict:
     config.id2label = dict(enumerate(label_list))
     config.label2id = {name: i for i, name in enumerate(label_list)}
     config.finetuning_task = "xnli"
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path, **hub_kwargs)
+    tokenizer = load_pretrained(
+        lambda: AutoTokenizer.from_pretrained(tokenizer_source, **hub_kwargs), tokenizer_option, tokenizer_source
+    )
     # Pretraining checkpoints (InfoXLMForPreTraining, *ForMaskedLM) load their encoder; the head starts fresh.
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_args.model_name_or_path, config=config, **hub_kwargs
+    model = load_pretrained(
+        lambda: AutoModelForSequenceClassification.from_pretrained(
+            model_args.model_name_or_path, config=config, **hub_kwargs
+        ),
+        "--model_name_or_path",
+        model_args.model_name_or_path,
     )
     if lora_args.lora_r is not None:
         lora_config = LoraConfig(
@@ -993,6 +1067,16 @@ def main(args: list[str] | None = None) -> dict:
         ),
         compute_metrics=compute_metrics,
     )
+    check_training_arguments(training_args, model)  # again, with the model: some optimizers need it
+    if training_args.overwrite_output_dir and trainer.is_world_process_zero():
+        # Every check has passed and the run is about to write: only now does the previous run go.
+        removed = remove_previous_run(training_args.output_dir, XNLI_OUTPUTS)
+        if removed:
+            names = ", ".join(path.name for path in removed)
+            logger.warning(
+                f"--overwrite_output_dir: deleted the previous run's {names} in {training_args.output_dir}."
+            )
+    trainer.accelerator.wait_for_everyone()
 
     # ------------------------------------------------------------------------------------------------------------
     # Training
@@ -1000,7 +1084,7 @@ def main(args: list[str] | None = None) -> dict:
     output_dir = training_args.output_dir
     train_metrics = {}
     if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        train_result = trainer.train(resume_from_checkpoint=resume)
         train_metrics = {**train_result.metrics, "train_samples": len(train_dataset)}
         # With LoRA, Trainer saves the adapter and the trained head; the merged model goes to output_dir below.
         trainer.save_model(os.path.join(output_dir, ADAPTER_DIR) if lora_args.lora_r else None)
@@ -1117,4 +1201,4 @@ def main(args: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(main, (XNLIInputError,))
+    run_cli(main, (XNLIInputError, ConfigError, OutputFolderError, CheckpointError))

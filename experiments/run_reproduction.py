@@ -181,6 +181,7 @@ def evaluate(config: dict, run_dir: Path, seed: int, skip_xnli: bool) -> dict:
             "do_predict": True,
             "seed": seed,
             "output_dir": str(run_dir / "xnli"),
+            "overwrite_output_dir": True,  # a rerun replaces the evaluation of the model it evaluates again
         }
         record["eval_seconds"] += run_script("run_xnli.py", arguments, run_dir, "xnli")
         results = json.loads((run_dir / "xnli" / "xnli_results.json").read_text())["results"]

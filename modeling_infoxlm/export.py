@@ -85,11 +85,29 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--pooling and --layer apply to --sentence_transformer exports only; add it or leave them out.")
 
     output = Path(args.output_dir)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        parser.error(f"{output} is not empty; choose a new directory so that nothing is overwritten.")
-    if not (Path(args.checkpoint) / "config.json").is_file():
-        parser.error(f"{args.checkpoint}: no config.json there; pass a folder written by save_pretrained.")
-    config = AutoConfig.from_pretrained(args.checkpoint)
+    # The output folder rule of every script (trainer/output_folder.py); here the folder must be new or empty.
+    from infoxlm_cli import require_own_trainer_package
+
+    require_own_trainer_package()
+    from trainer.output_folder import OutputFolderError, RunOutputs, check_output_folder
+
+    try:
+        check_output_folder(
+            output,
+            reads={"checkpoint": args.checkpoint},
+            overwrite=False,
+            outputs=RunOutputs(files=(), checkpoints=False, others_count=True),
+            overwrite_flag=None,
+            option="output_dir",
+        )
+    except OutputFolderError as error:
+        parser.error(f"{error} Nothing is overwritten.")
+    if not Path(args.checkpoint).is_dir():
+        parser.error(f"checkpoint {args.checkpoint}: no such folder. Pass a folder written by run_pretrain.py.")
+    try:
+        config = AutoConfig.from_pretrained(args.checkpoint)
+    except (OSError, ValueError) as error:
+        parser.error(f"checkpoint {args.checkpoint}: {str(error).strip()}")
     if args.sentence_transformer:
         if config.model_type not in ("infoxlm", "xlm-roberta"):
             parser.error(f"{args.checkpoint} is of model_type {config.model_type!r}; expected infoxlm or xlm-roberta.")

@@ -432,7 +432,7 @@ def test_xnli_rerun_removes_the_previous_runs_predictions(tmp_path, tiny_xnli_di
         ]  # fmt: skip
         run_xnli.main(arguments)
         assert sorted(p.name for p in (tmp_path / "predictions").iterdir()) == ["en.test.tsv", "fr.test.tsv"]
-        run_xnli.main([*arguments, "--languages", "en"])
+        run_xnli.main([*arguments, "--languages", "en", "--overwrite_output_dir", "true"])
         assert sorted(p.name for p in (tmp_path / "predictions").iterdir()) == ["en.test.tsv"]
     finally:
         torch.set_num_threads(threads)

@@ -397,16 +397,18 @@ def test_an_output_dir_with_other_files_needs_overwrite(
     ]
     args = [*common, "--output_dir", str(output_dir), *QUIET]
     assert run_script(monkeypatch, args) == 2
-    assert f"--output_dir {output_dir}: already holds other files (notes.txt)" in capsys.readouterr().err
+    assert f"--output_dir {output_dir} already holds other files (notes.txt)" in capsys.readouterr().err
     assert sorted(p.name for p in output_dir.iterdir()) == ["notes.txt"]
     assert run_script(monkeypatch, [*args, "--overwrite_output_dir"]) == 0
     assert sorted(p.name for p in output_dir.iterdir()) == [
         "notes.txt", "retrieval.json", "retrieval.md", "retrieval.png"]  # fmt: skip
     assert (output_dir / "notes.txt").read_text() == "mine"
 
-    # A folder holding only this script's results is simply refreshed.
+    # A folder holding this script's results is a previous run: refused, then replaced with --overwrite_output_dir.
     own = [*common, "--output_dir", str(tmp_path / "own"), *QUIET]
-    assert run_script(monkeypatch, own) == 0 and run_script(monkeypatch, own) == 0
+    assert run_script(monkeypatch, own) == 0 and run_script(monkeypatch, own) == 2
+    assert "already holds a run (retrieval.json, retrieval.md, retrieval.png)" in capsys.readouterr().err
+    assert run_script(monkeypatch, [*own, "--overwrite_output_dir"]) == 0
 
 
 def test_help_prints(monkeypatch, capsys):

@@ -175,7 +175,7 @@ def test_corrupt_or_mismatched_checkpoint_errors_and_changes_nothing(tmp_path, t
     assert listing() == before
 
     (checkpoint / "xlco_state.json").unlink()
-    with pytest.raises(CheckpointError, match="xlco_state.json is missing"):
+    with pytest.raises(CheckpointError, match="incomplete: it lacks xlco_state.json"):
         tiny_trainer(tiny_tokenizer, tmp_path, max_steps=2).train(resume_from_checkpoint=str(checkpoint))
 
 

@@ -20,24 +20,13 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .output_folder import STAGING_PREFIX
+
 logger = logging.getLogger(__name__)
 
 TRAINER_STATE_NAME = "trainer_state.json"  # written last by every checkpoint save of transformers
-STAGING_PREFIX = "tmp-"
 STAGING_CHECKPOINT = f"{STAGING_PREFIX}{PREFIX_CHECKPOINT_DIR}-"
 CHECKPOINT_PATTERN = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
-# Files a run writes at the top of its output folder; any of them (or a checkpoint) means a previous run is there.
-RUN_OUTPUT_FILES = (
-    "trainer_state.json",
-    "train_results.json",
-    "all_results.json",
-    "config.json",
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "training_args.bin",
-    "xlco_state.safetensors",
-)
 
 
 class CheckpointError(ValueError):
@@ -77,15 +66,40 @@ def step_of(checkpoint: str | os.PathLike) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def incomplete_reason(checkpoint: str | os.PathLike) -> str | None:
-    """Why `checkpoint` cannot be a finished save (None if it looks complete): `trainer_state.json` is written last."""
-    state = Path(checkpoint) / TRAINER_STATE_NAME
+# What an exact resume reads besides `trainer_state.json`: without them transformers resumes with a fresh optimizer,
+# scheduler or RNG and says nothing (any one of the alternatives of each group is enough).
+RESUME_FILES = (
+    ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors", "pytorch_model.bin"),
+    ("optimizer.pt",),
+    ("scheduler.pt",),
+    ("rng_state.pth", "rng_state_0.pth"),
+)
+
+
+def incomplete_reason(checkpoint: str | os.PathLike, required: tuple[str, ...] = ()) -> str | None:
+    """
+    Why `checkpoint` cannot be resumed from exactly (None if it can): `trainer_state.json` (written last) missing or
+    unreadable, a file of `RESUME_FILES` or of `required` (e.g. the XLCO state) missing, or a weight/state file
+    truncated or corrupt. The one rule for damaged checkpoints uses it (`resolve_resume_checkpoint`).
+    """
+    checkpoint = Path(checkpoint)
+    state = checkpoint / TRAINER_STATE_NAME
     if not state.is_file():
         return f"it has no {TRAINER_STATE_NAME}, which the Trainer writes last (its save was interrupted)"
     try:
         json.loads(state.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         return f"its {TRAINER_STATE_NAME} is unreadable ({error})"
+    groups = [*RESUME_FILES, *((name,) for name in required)]
+    missing = [group[0] for group in groups if not any((checkpoint / name).is_file() for name in group)]
+    if missing:
+        return (
+            f"it lacks {', '.join(missing)}, which an exact resume needs (a save cut short, --save_only_model, or "
+            "a run with other settings)"
+        )
+    problems = unreadable_files(checkpoint)
+    if problems:
+        return f"it holds unreadable files ({'; '.join(problems)})"
     return None
 
 
@@ -109,35 +123,34 @@ def unreadable_files(folder: str | os.PathLike) -> list[str]:
     return problems
 
 
-def check_checkpoint(checkpoint: str | os.PathLike) -> Path:
-    """`checkpoint` as a Path if it is a complete, readable checkpoint folder; else a CheckpointError with the fix."""
+def check_checkpoint(checkpoint: str | os.PathLike, required: tuple[str, ...] = ()) -> Path:
+    """`checkpoint` as a Path if an exact resume can start from it; else a CheckpointError naming what is wrong and
+    the latest checkpoint beside it that is complete."""
     checkpoint = Path(checkpoint)
     if not checkpoint.is_dir():
         raise CheckpointError(
             f"--resume_from_checkpoint {checkpoint}: no such folder. Pass a checkpoint-N folder of the run, or "
             "True to resume from its latest complete checkpoint."
         )
-    reason = incomplete_reason(checkpoint)
+    reason = incomplete_reason(checkpoint, required)
     if reason is not None:
-        latest, _ = latest_complete_checkpoint(checkpoint.parent, warn=False)
+        latest, _ = latest_complete_checkpoint(checkpoint.parent, warn=False, required=required)
         hint = (
             f"resume from {latest} (the latest complete checkpoint), or pass --resume_from_checkpoint True"
             if latest is not None
             else "there is no complete checkpoint beside it; start a new run"
         )
         raise CheckpointError(f"{checkpoint} is incomplete: {reason}. Do not resume from it: {hint}.")
-    problems = unreadable_files(checkpoint)
-    if problems:
-        raise CheckpointError(
-            f"{checkpoint} holds unreadable files: {'; '.join(problems)}. Resume from another checkpoint."
-        )
     return checkpoint
 
 
-def latest_complete_checkpoint(output_dir: str | os.PathLike, warn: bool = True) -> tuple[Path | None, list[Path]]:
+def latest_complete_checkpoint(
+    output_dir: str | os.PathLike, warn: bool = True, required: tuple[str, ...] = ()
+) -> tuple[Path | None, list[Path]]:
     """
-    The `checkpoint-N` folder of `output_dir` with the largest N that is complete, and the folders passed over on
-    the way (incomplete ones, and `tmp-checkpoint-N` leftovers of interrupted saves), each named in a warning.
+    The `checkpoint-N` folder of `output_dir` with the largest N that is complete (`incomplete_reason`), and the
+    folders passed over on the way (damaged ones, and `tmp-checkpoint-N` leftovers of interrupted saves), each
+    named in a warning.
     """
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
@@ -154,7 +167,7 @@ def latest_complete_checkpoint(output_dir: str | os.PathLike, warn: bool = True)
         for path in skipped:
             logger.warning(f"Ignoring {path}: a checkpoint save that was interrupted (safe to delete).")
     for checkpoint in candidates:
-        reason = incomplete_reason(checkpoint)
+        reason = incomplete_reason(checkpoint, required)
         if reason is None:
             return checkpoint, skipped
         skipped.append(checkpoint)
@@ -163,49 +176,29 @@ def latest_complete_checkpoint(output_dir: str | os.PathLike, warn: bool = True)
     return None, skipped
 
 
-def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | os.PathLike) -> str | None:
+def resolve_resume_checkpoint(
+    value: str | bool | None, output_dir: str | os.PathLike, required: tuple[str, ...] = ()
+) -> str | None:
     """
     What `--resume_from_checkpoint` means: None/False/"false" → no resume; True/"true" (transformers keeps the
-    command-line value as a string) → the latest complete checkpoint of `output_dir`; a path → that folder, which
-    must be a complete checkpoint. Raises CheckpointError naming the problem and the fix.
+    command-line value as a string) → the latest complete checkpoint of `output_dir`; a path → that folder.
+
+    One rule for damaged checkpoints (a file missing, unreadable or truncated, see `incomplete_reason`; `required`
+    names files this run needs besides transformers' own): True skips them with a warning naming each one and what
+    is wrong, and resumes from the latest complete one; a damaged checkpoint named explicitly is refused with a
+    CheckpointError naming what is wrong and the latest complete checkpoint beside it.
     """
     if value is None or value is False or (isinstance(value, str) and value.strip().lower() in ("", "false")):
         return None
     if value is True or (isinstance(value, str) and value.strip().lower() == "true"):
-        latest, skipped = latest_complete_checkpoint(output_dir)
+        latest, skipped = latest_complete_checkpoint(output_dir, required=required)
         if latest is None:
-            found = f" (only incomplete ones: {', '.join(p.name for p in skipped)})" if skipped else ""
+            reasons = [f"{path.name}: {incomplete_reason(path, required) or 'a save cut short'}" for path in skipped]
+            found = f" (only incomplete ones: {'; '.join(reasons[:3])})" if skipped else ""
             raise CheckpointError(
                 f"--resume_from_checkpoint True: no complete checkpoint-N folder in {output_dir}{found}. Start a "
                 "new run without --resume_from_checkpoint."
             )
         logger.info(f"Resuming from {latest}, the latest complete checkpoint of {output_dir}.")
-        return str(check_checkpoint(latest))
-    return str(check_checkpoint(value))
-
-
-def previous_run_files(output_dir: str | os.PathLike) -> list[Path]:
-    """What an earlier run left in `output_dir`: checkpoint folders (complete or not) and its top-level outputs.
-    Files a user or launcher puts there (a `run.yaml`, a log) do not count."""
-    output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        return []
-    found = []
-    for path in sorted(output_dir.iterdir()):
-        name = path.name
-        if path.is_dir() and (step_of(path) is not None or name.startswith(STAGING_CHECKPOINT)):
-            found.append(path)
-        elif path.is_file() and name in RUN_OUTPUT_FILES:
-            found.append(path)
-    return found
-
-
-def remove_previous_run(output_dir: str | os.PathLike) -> list[Path]:
-    """Deletes what `previous_run_files` finds, so that a new run's checkpoints never sit beside an old run's."""
-    removed = previous_run_files(output_dir)
-    for path in removed:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    return removed
+        return str(latest)
+    return str(check_checkpoint(value, required))

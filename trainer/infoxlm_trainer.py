@@ -419,7 +419,9 @@ class InfoXLMTrainer(Trainer):
 
         A `PretrainingDataset` resumes at the stream position saved in the checkpoint (validated first), without
         reading or collating the batches before it; `--ignore_data_skip` restarts its stream from the beginning."""
-        resume_from_checkpoint = resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir)
+        resume_from_checkpoint = resolve_resume_checkpoint(
+            resume_from_checkpoint, self.args.output_dir, required=self.resume_files(self.objectives)
+        )
         self.place_xlco_state()
         self._resumed_loader_state = None
         if resume_from_checkpoint:
@@ -440,6 +442,11 @@ class InfoXLMTrainer(Trainer):
         if self.key_encoder is not None:
             self.key_encoder.to(device=self.args.device, dtype=torch.float32)
             self.queue.to(device=self.args.device, dtype=torch.float32)
+
+    @staticmethod
+    def resume_files(objectives: list[str]) -> tuple[str, ...]:
+        """Files a checkpoint holds besides transformers' own when it trains `objectives`: the XLCO state."""
+        return (XLCO_STATE_WEIGHTS, XLCO_STATE_JSON) if "xlco" in objectives else ()
 
     # ---------------------------------------------------------------- the data stream and its position
 

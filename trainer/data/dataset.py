@@ -274,8 +274,9 @@ def build_pretraining_dataset(
     for objective in objectives:
         group = mono if objective == "mlm" else parallel
         languages: dict[str, list] = {}
+        pair_names: dict[frozenset, str] = {}  # one pair's files are pooled whatever their order (fra-eng, eng-fra)
         for corpus in group:
-            key = corpus.language if objective == "mlm" else corpus.pair
+            key = corpus.language if objective == "mlm" else pair_names.setdefault(corpus.pair_key, corpus.pair)
             languages.setdefault(key, []).append(corpus)
         sources = [LanguageSource(name, [segments[id(c)] for c in members]) for name, members in languages.items()]
         table = {name: _language_entry(members, stats, segments, objective) for name, members in languages.items()}

@@ -239,6 +239,11 @@ class ParallelCorpus:
     def pair(self) -> str:
         return f"{self.src_lang}-{self.tgt_lang}"
 
+    @property
+    def pair_key(self) -> frozenset:
+        """The language pair whatever the order of its sides: files of fra-eng and eng-fra are one pair's data."""
+        return frozenset((self.src_lang, self.tgt_lang))
+
     def iter_rows(
         self, worker_id: int = 0, num_workers: int = 1, start_row: int = 0
     ) -> Iterator[tuple[int, str, str]]:
@@ -460,14 +465,18 @@ def expand_paths(patterns: list[str], keep_in_directory, expected: str) -> list[
     found: dict[Path, None] = {}
     for pattern in patterns:
         pattern = os.path.expanduser(str(pattern))
-        if glob.has_magic(pattern):
-            matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-            if not matches:
-                raise DataError(f"no file matches {pattern!r}; check the path or the glob pattern.")
-            kept = [p for p in matches if p.is_file() and not _is_documentation(p) and keep_in_directory(p)]
-        elif os.path.isdir(pattern):
-            files = sorted(p for p in Path(pattern).iterdir() if p.is_file())
-            kept = [p for p in files if not _is_documentation(p) and keep_in_directory(p)]
+        if glob.has_magic(pattern) or os.path.isdir(pattern):
+            if glob.has_magic(pattern):
+                entries = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+                if not entries:
+                    raise DataError(f"no file matches {pattern!r}; check the path or the glob pattern.")
+            else:
+                entries = sorted(Path(pattern).iterdir())
+            offered = [p for p in entries if not _is_documentation(p) and keep_in_directory(p)]
+            _check_readable_entries(offered, pattern)
+            kept = [p for p in offered if p.is_file()]
+        elif os.path.islink(pattern):
+            raise DataError(f"{pattern} is a symbolic link to {os.readlink(pattern)}, which does not exist.")
         elif os.path.isfile(pattern):
             kept = [Path(pattern)]
         else:
@@ -476,6 +485,22 @@ def expand_paths(patterns: list[str], keep_in_directory, expected: str) -> list[
             raise DataError(f"{pattern} holds no data file; expected {expected}.")
         found.update(dict.fromkeys(kept))
     return list(found)
+
+
+def _check_readable_entries(entries: list[Path], pattern: str) -> None:
+    """Every entry of a folder or glob named like a data file is used or named in an error: a dangling symbolic
+    link would otherwise drop its language without a word. Sub-folders are skipped (a glob also matches folders),
+    except those of a directory named like a data file (`en.txt/`)."""
+    for path in entries:
+        if path.is_symlink() and not path.exists():
+            raise DataError(
+                f"{path} (in {pattern}) is a symbolic link to {os.readlink(path)}, which does not exist: fix or "
+                "remove the link, or its corpus is not trained on."
+            )
+        if path.is_dir() and "." in path.name.strip(".") and not glob.has_magic(pattern):
+            raise DataError(
+                f"{path} (in {pattern}) is a folder named like a data file: rename it, or move it out of {pattern}."
+            )
 
 
 def find_mono_corpora(patterns: list[str]) -> list[TextFileCorpus]:
@@ -506,6 +531,11 @@ def find_parallel_corpora(patterns: list[str], heldout_every: int = 0) -> list[P
                 stem = path.parent / f"{match['name']}.{match['l1']}-{match['l2']}"
                 src, tgt = Path(f"{stem}.{match['l1']}{gz}"), Path(f"{stem}.{match['l2']}{gz}")
                 for side, other in ((src, tgt), (tgt, src)):
+                    if side.is_dir():
+                        raise DataError(
+                            f"{side} (the aligned side of {other}) is a folder, not a file: parallel files come in "
+                            f"pairs, {PARALLEL_NAMING}."
+                        )
                     if not side.is_file():
                         raise DataError(
                             f"{other} has no aligned file {side}: parallel files come in pairs, {PARALLEL_NAMING}."
