@@ -60,8 +60,8 @@ from trainer import (  # noqa: E402
     write_demo_corpus,
 )
 from trainer.checkpoints import resolve_resume_checkpoint, unreadable_files  # noqa: E402
-from trainer.output_folder import OutputFolderError, check_output_folder, remove_previous_run  # noqa: E402
 from trainer.launch_checks import has_accelerator  # noqa: E402
+from trainer.output_folder import OutputFolderError, check_output_folder, remove_previous_run  # noqa: E402
 
 logger = logging.getLogger("run_pretrain")
 
