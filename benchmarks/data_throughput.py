@@ -1,116 +1,154 @@
 #!/usr/bin/env python
-"""Pretraining data throughput: collated tokens per second for each objective, against a training step's appetite.
+"""Pretraining data throughput per rank: collated items/s one rank's loader produces at world size 1, 2 and 8.
 
-    python benchmarks/data_throughput.py                       # shared corpora + XLM-R tokenizer, 512 tokens
-    python benchmarks/data_throughput.py --step_tokens_per_second 250 --seconds 5 --modes cached streaming
+    python benchmarks/data_throughput.py                        # shared corpora + XLM-R tokenizer, 512 tokens
+    python benchmarks/data_throughput.py --modes streaming --world_sizes 1 8 --workers 0 2 --seconds 5
 
-For each objective (MLM blocks, TLM pairs, XLCO mixup pairs) and each way of reading the data ("cached":
-tokenized once into the 🤗 datasets cache, then read from Arrow; "streaming": read and tokenized on the fly) it
-times fetching examples from build_pretraining_dataset and collating them with InfoXLMDataCollator, in the main
-process (no DataLoader workers, the worst case). Tokens are real (non-padding) tokens of the collated batch, both
-sides for XLCO. The last column divides by --step_tokens_per_second, what one training step consumes: a base-size
-model on this CPU eats about 8 x 128 tokens per ~5 s, i.e. ~250 tokens/s, so anything well above 10x means data
-loading is never the bottleneck.
+An item is what one training example of a run with every objective costs: an MLM block, a TLM pair and an XLCO
+(mixup) pair, read from build_pretraining_dataset's stream and collated by InfoXLMDataCollator (under SeededCollator,
+as the trainer does). For each way of reading the data ("streaming": read and tokenized on the fly; "cached":
+tokenized once into the 🤗 datasets cache, then read from Arrow), each world size R and each number W of DataLoader
+workers, rank 0 of R reads its shard of the data through torchdata's StatefulDataLoader, as the trainer does; the
+other ranks are not run (they read disjoint parts of the same size), so the per-rank throughput at R ranks is that
+of rank 0 alone. The last column divides by the same mode and workers at one rank: 1.0 means a rank does no work for
+the others (before the data was sharded per rank, every rank read the whole stream: 0.07 at 8 ranks).
+
+Each row is measured --repeats times, interleaved with the other rows, and the median is printed: other processes on
+the machine slow some measurements down.
 """
 
 import argparse
-import itertools
 import logging
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import AutoTokenizer
 
 from trainer import DataArguments, InfoXLMDataCollator, build_pretraining_dataset
+from trainer.data import SeededCollator
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokenizer", default=str(SHARED / "xlmr-tokenizer"))
     parser.add_argument("--mono_data", nargs="+", default=[str(SHARED / "mono")])
     parser.add_argument("--parallel_data", nargs="+", default=[str(SHARED / "tatoeba")])
     parser.add_argument("--max_seq_length", type=int, default=512)
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=3.0, help="Time spent measuring each row.")
+    parser.add_argument("--batch_size", type=int, default=8, help="Items per batch (per rank).")
+    parser.add_argument("--world_sizes", type=int, nargs="+", default=[1, 2, 8])
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader worker processes.")
+    parser.add_argument("--modes", nargs="+", default=["streaming", "cached"], choices=["streaming", "cached"])
+    parser.add_argument("--seconds", type=float, default=3.0, help="Time spent measuring each row, per repeat.")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--warmup_batches",
         type=int,
-        default=100,
-        help="Batches drawn before timing, so that every language has been opened (streaming tokenizes a first "
-        "chunk of each language when it is first drawn).",
+        default=30,
+        help="Batches drawn before timing (worker start-up, and the first chunk of each language that streaming "
+        "tokenizes when the language is first drawn).",
     )
-    parser.add_argument("--step_tokens_per_second", type=float, default=250.0)
-    parser.add_argument("--modes", nargs="+", default=["cached", "streaming"], choices=["cached", "streaming"])
-    parser.add_argument("--objectives", nargs="+", default=["mlm", "tlm", "xlco"], choices=["mlm", "tlm", "xlco"])
     parser.add_argument(
         "--data_cache_dir", default=None, help="Tokenized cache (default: a temporary folder, so 'prepare' is cold)."
     )
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def count_tokens(batch: dict) -> int:
-    return sum(int(t.sum()) for part in batch.values() for name, t in part.items() if name.endswith("attention_mask"))
-
-
-def measure(dataset, collator, batch_size: int, seconds: float, warmup_batches: int) -> tuple[float, float]:
-    """(tokens/s, examples/s) of fetching + collating batches for about `seconds`, after a warm-up."""
-    examples = iter(dataset)
-    for _ in range(warmup_batches):
-        collator(list(itertools.islice(examples, batch_size)))
-    tokens = batches = 0
+def measure(dataset, collator, world_size: int, workers: int, batch_size: int, seconds: float, warmup: int) -> float:
+    """Items/s of rank 0 of `world_size`: its shard of `dataset` through a StatefulDataLoader with `workers`."""
+    loader = StatefulDataLoader(
+        dataset.shard_for_rank(0, world_size, batch_size),
+        batch_size=batch_size,
+        collate_fn=collator,
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+    )
+    batches = iter(loader)
+    for _ in range(warmup):
+        next(batches)
+    count = 0
     start = time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
-        tokens += count_tokens(collator(list(itertools.islice(examples, batch_size))))
-        batches += 1
-    return tokens / elapsed, batches * batch_size / elapsed
+        next(batches)
+        count += 1
+    del batches  # stops the workers
+    return count * batch_size / elapsed
 
 
-def main():
-    args = parse_args()
-    logging.basicConfig(level=logging.WARNING)
+def run(args) -> list[dict]:
+    """One row per (mode, workers, world size): the median items/s of rank 0 and its ratio to one rank."""
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    collator = InfoXLMDataCollator(tokenizer)
+    collator = SeededCollator(InfoXLMDataCollator(tokenizer), seed=0)
     cache_dir = args.data_cache_dir or tempfile.mkdtemp(prefix="infoxlm-data-cache-")
-    rows = []
+    datasets, prepare = {}, {}
     for mode in args.modes:
-        for objective in args.objectives:
-            data_args = DataArguments(
-                mono_data=args.mono_data if objective == "mlm" else None,
-                parallel_data=args.parallel_data if objective != "mlm" else None,
-                max_seq_length=args.max_seq_length,
-                streaming=mode == "streaming",
-                data_cache_dir=cache_dir,
-            )
-            start = time.perf_counter()
-            dataset, _ = build_pretraining_dataset(data_args, tokenizer, [objective], seed=0)
-            prepare = time.perf_counter() - start
-            tokens_per_second, examples_per_second = measure(
-                dataset, collator, args.batch_size, args.seconds, args.warmup_batches
-            )
-            rows.append((objective, mode, prepare, tokens_per_second, examples_per_second))
-            print(f"  measured {objective} {mode}", flush=True)
-
-    ratio_header = f"x step ({args.step_tokens_per_second:g} tok/s)"
-    print()
-    print(
-        f"Data throughput: max_seq_length {args.max_seq_length}, batch {args.batch_size}, "
-        f"tokenizer {Path(args.tokenizer).name}, main process only"
-    )
-    print(f"| objective | data      | prepare (s) | tokens/s  | examples/s | {ratio_header} |")
-    print(f"|-----------|-----------|-------------|-----------|------------|{'-' * (len(ratio_header) + 2)}|")
-    for objective, mode, prepare, tokens_per_second, examples_per_second in rows:
-        ratio = f"{tokens_per_second / args.step_tokens_per_second:,.0f}x"
-        print(
-            f"| {objective:<9} | {mode:<9} | {prepare:>11.1f} | {tokens_per_second:>9,.0f} | "
-            f"{examples_per_second:>10,.1f} | {ratio:>{len(ratio_header)}} |"
+        data_args = DataArguments(
+            mono_data=args.mono_data,
+            parallel_data=args.parallel_data,
+            max_seq_length=args.max_seq_length,
+            streaming=mode == "streaming",
+            data_cache_dir=cache_dir,
         )
-    print(
-        "\nprepare = scanning + (cached mode) tokenizing into the datasets cache, done once; "
-        "cached runs over unchanged files reuse it."
+        start = time.perf_counter()
+        datasets[mode], _ = build_pretraining_dataset(data_args, tokenizer, ["mlm", "tlm", "xlco"], seed=0)
+        prepare[mode] = time.perf_counter() - start
+    configs = [(m, w, r) for m in args.modes for w in args.workers for r in args.world_sizes]
+    samples = {config: [] for config in configs}
+    for repeat in range(args.repeats):
+        for mode, workers, world_size in configs:
+            rate = measure(
+                datasets[mode], collator, world_size, workers, args.batch_size, args.seconds, args.warmup_batches
+            )
+            samples[(mode, workers, world_size)].append(rate)
+            print(f"  [{repeat + 1}/{args.repeats}] {mode}, {workers} workers, rank 0 of {world_size}: {rate:,.0f}")
+    rows = []
+    for mode, workers, world_size in configs:
+        rate = statistics.median(samples[(mode, workers, world_size)])
+        alone = statistics.median(samples.get((mode, workers, 1)) or [float("nan")])
+        rows.append(
+            {
+                "mode": mode,
+                "workers": workers,
+                "world_size": world_size,
+                "items_per_second": rate,
+                "ratio_to_one_rank": rate / alone,
+                "prepare_seconds": prepare[mode],
+            }
+        )
+    return rows
+
+
+def format_table(rows: list[dict], args) -> str:
+    lines = [
+        f"Data throughput per rank: rank 0's loader, MLM + TLM + XLCO items, max_seq_length {args.max_seq_length}, "
+        f"batch {args.batch_size}, tokenizer {Path(args.tokenizer).name}, median of {args.repeats} x "
+        f"{args.seconds:g} s",
+        "| data      | workers | ranks | items/s per rank | x one rank | prepare (s) |",
+        "|-----------|---------|-------|------------------|------------|-------------|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['mode']:<9} | {row['workers']:>7} | {row['world_size']:>5} | {row['items_per_second']:>16,.0f} "
+            f"| {row['ratio_to_one_rank']:>10.2f} | {row['prepare_seconds']:>11.1f} |"
+        )
+    lines.append(
+        "prepare = scanning + (cached) tokenizing into the datasets cache, once per run (a rerun on unchanged files "
+        "reuses the cache); x one rank = items/s per rank against the same data and workers at one rank."
     )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    rows = run(args)
+    print()
+    print(format_table(rows, args))
+    return rows
 
 
 if __name__ == "__main__":

@@ -91,3 +91,26 @@ def test_memory_is_pinned_only_for_a_gpu(tmp_path, tiny_tokenizer):
     # Workers by default only where a GPU trains (on a CPU they would take cores from the model), kept alive.
     workers = trainer.args.dataloader_num_workers
     assert (workers, trainer.args.dataloader_persistent_workers) == ((2, True) if on_gpu else (0, False))
+
+
+def test_prepare_data_only_fills_the_cache_that_training_then_reads(tmp_path, tiny_tokenizer, capsys):
+    import run_pretrain
+
+    corpus, cache = write_tiny_corpus(tmp_path / "corpus"), tmp_path / "cache"
+    tiny_tokenizer.save_pretrained(tmp_path / "tokenizer")
+    arguments = [
+        "--tokenizer_name", str(tmp_path / "tokenizer"), "--mono_data", str(corpus / "mono"),
+        "--parallel_data", str(corpus / "parallel"), "--data_cache_dir", str(cache), "--max_seq_length", "24",
+        "--config_overrides", "hidden_size=16,num_hidden_layers=2,num_attention_heads=2,intermediate_size=32",
+        "--xlco_layer", "1", "--xlco_queue_size", "16", "--xlco_queue_fill", "masked",
+        "--per_device_train_batch_size", "4", "--max_steps", "1", "--output_dir", str(tmp_path / "run"),
+        "--use_cpu", "true", "--report_to", "none", "--disable_tqdm", "true", "--save_strategy", "no",
+    ]  # fmt: skip
+    assert run_pretrain.main([*arguments, "--prepare_data_only", "true"]) is None
+    assert "Data prepared: 5 corpora tokenized into the cache in " + str(cache) in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()  # nothing of a run is written
+    prepared = sorted(cache.rglob("*.arrow"))
+    assert prepared
+    trainer = run_pretrain.main(arguments)
+    assert trainer.state.global_step == 1
+    assert sorted(cache.rglob("*.arrow")) == prepared  # training read the prepared cache, tokenized nothing

@@ -498,6 +498,21 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def preparation_report(summary: dict, cache_dir: str | None) -> str:
+    """What a preparation-only run (`run_pretrain.py --prepare_data_only`) did, and how training reuses it."""
+    import datasets  # the cache's default location
+
+    cached = [entry["name"] for entry in summary["corpora"] if entry["tokenized"] == "cached"]
+    streamed = len(summary["corpora"]) - len(cached)
+    where = cache_dir or datasets.config.HF_DATASETS_CACHE
+    return (
+        f"Data prepared: {len(cached)} corpora tokenized into the cache in {where}"
+        + (f"; {streamed} streamed corpora are tokenized while training (nothing to prepare)" if streamed else "")
+        + ". Train with the same data arguments and --data_cache_dir: every process reads this cache (on a file "
+        "system all of them see) instead of waiting for rank 0 to tokenize."
+    )
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Held-out pairs for retrieval evaluation
 
