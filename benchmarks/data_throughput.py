@@ -13,8 +13,10 @@ other ranks are not run (they read disjoint parts of the same size), so the per-
 of rank 0 alone. The last column divides by the same mode and workers at one rank: 1.0 means a rank does no work for
 the others (before the data was sharded per rank, every rank read the whole stream: 0.07 at 8 ranks).
 
-Each row is measured --repeats times, interleaved with the other rows, and the median is printed: other processes on
-the machine slow some measurements down.
+Two rates per row: items/s of wall-clock time (what the loader delivered here), and items per CPU second of the
+rank's processes together (main process + DataLoader workers, from psutil): the second does not depend on what else
+runs on the machine, and a dedicated core per worker turns it into wall-clock items/s. Each row is measured --repeats
+times, interleaved with the other rows, and the median is printed.
 """
 
 import argparse
@@ -24,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import AutoTokenizer
 
@@ -58,8 +61,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def measure(dataset, collator, world_size: int, workers: int, batch_size: int, seconds: float, warmup: int) -> float:
-    """Items/s of rank 0 of `world_size`: its shard of `dataset` through a StatefulDataLoader with `workers`."""
+def cpu_seconds(processes) -> float:
+    return sum(sum(process.cpu_times()[:2]) for process in processes)  # user + system
+
+
+def measure(dataset, collator, world_size, workers, batch_size, seconds, warmup) -> tuple[float, float]:
+    """(items/s, items per CPU second) of rank 0 of `world_size`: its shard of `dataset` through a
+    StatefulDataLoader with `workers`."""
     loader = StatefulDataLoader(
         dataset.shard_for_rank(0, world_size, batch_size),
         batch_size=batch_size,
@@ -70,13 +78,16 @@ def measure(dataset, collator, world_size: int, workers: int, batch_size: int, s
     batches = iter(loader)
     for _ in range(warmup):
         next(batches)
-    count = 0
+    # The loader's worker processes (a private attribute of the multi-process iterator: no public accessor).
+    processes = [psutil.Process()] + [psutil.Process(w.pid) for w in getattr(batches, "_workers", [])]
+    count, cpu = 0, cpu_seconds(processes)
     start = time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
         next(batches)
         count += 1
+    cpu = cpu_seconds(processes) - cpu
     del batches  # stops the workers
-    return count * batch_size / elapsed
+    return count * batch_size / elapsed, count * batch_size / cpu
 
 
 def run(args) -> list[dict]:
@@ -100,22 +111,32 @@ def run(args) -> list[dict]:
     samples = {config: [] for config in configs}
     for repeat in range(args.repeats):
         for mode, workers, world_size in configs:
-            rate = measure(
+            rate, per_cpu = measure(
                 datasets[mode], collator, world_size, workers, args.batch_size, args.seconds, args.warmup_batches
             )
-            samples[(mode, workers, world_size)].append(rate)
-            print(f"  [{repeat + 1}/{args.repeats}] {mode}, {workers} workers, rank 0 of {world_size}: {rate:,.0f}")
+            samples[(mode, workers, world_size)].append((rate, per_cpu))
+            print(
+                f"  [{repeat + 1}/{args.repeats}] {mode}, {workers} workers, rank 0 of {world_size}: {rate:,.0f} "
+                f"items/s, {per_cpu:,.0f} items per CPU second",
+                flush=True,
+            )
+
+    def median(config, column):
+        values = [sample[column] for sample in samples.get(config, [])]
+        return statistics.median(values) if values else float("nan")
+
     rows = []
     for mode, workers, world_size in configs:
-        rate = statistics.median(samples[(mode, workers, world_size)])
-        alone = statistics.median(samples.get((mode, workers, 1)) or [float("nan")])
+        config, alone = (mode, workers, world_size), (mode, workers, 1)
         rows.append(
             {
                 "mode": mode,
                 "workers": workers,
                 "world_size": world_size,
-                "items_per_second": rate,
-                "ratio_to_one_rank": rate / alone,
+                "items_per_second": median(config, 0),
+                "ratio_to_one_rank": median(config, 0) / median(alone, 0),
+                "items_per_cpu_second": median(config, 1),
+                "cpu_ratio_to_one_rank": median(config, 1) / median(alone, 1),
                 "prepare_seconds": prepare[mode],
             }
         )
@@ -127,17 +148,19 @@ def format_table(rows: list[dict], args) -> str:
         f"Data throughput per rank: rank 0's loader, MLM + TLM + XLCO items, max_seq_length {args.max_seq_length}, "
         f"batch {args.batch_size}, tokenizer {Path(args.tokenizer).name}, median of {args.repeats} x "
         f"{args.seconds:g} s",
-        "| data      | workers | ranks | items/s per rank | x one rank | prepare (s) |",
-        "|-----------|---------|-------|------------------|------------|-------------|",
+        "| data      | workers | ranks | items/s per rank | x one rank | items per CPU s | x one rank | prepare (s) |",
+        "|-----------|--------:|------:|-----------------:|-----------:|----------------:|-----------:|------------:|",
     ]
     for row in rows:
         lines.append(
             f"| {row['mode']:<9} | {row['workers']:>7} | {row['world_size']:>5} | {row['items_per_second']:>16,.0f} "
-            f"| {row['ratio_to_one_rank']:>10.2f} | {row['prepare_seconds']:>11.1f} |"
+            f"| {row['ratio_to_one_rank']:>10.2f} | {row['items_per_cpu_second']:>15,.0f} "
+            f"| {row['cpu_ratio_to_one_rank']:>10.2f} | {row['prepare_seconds']:>11.1f} |"
         )
     lines.append(
         "prepare = scanning + (cached) tokenizing into the datasets cache, once per run (a rerun on unchanged files "
-        "reuses the cache); x one rank = items/s per rank against the same data and workers at one rank."
+        "reuses the cache); x one rank = against the same data and workers at one rank; items per CPU s = per CPU "
+        "second of the rank's main process and workers together."
     )
     return "\n".join(lines)
 

@@ -114,3 +114,25 @@ def test_prepare_data_only_fills_the_cache_that_training_then_reads(tmp_path, ti
     trainer = run_pretrain.main(arguments)
     assert trainer.state.global_step == 1
     assert sorted(cache.rglob("*.arrow")) == prepared  # training read the prepared cache, tokenized nothing
+
+
+def test_a_shard_seeks_to_its_own_chunks_of_a_file_and_reads_what_a_full_read_gives(tmp_path):
+    lines = [f"the cat {i}" if i % 7 else "" for i in range(100)]  # blank lines too; 7 chunks of 16
+    (tmp_path / "en.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "t.fr-en.fr").write_text("".join(f"le chat {i}\n" for i in range(100)))
+    (tmp_path / "t.fr-en.en").write_text("".join(f"the cat {i}\n" for i in range(100)))
+    (tmp_path / "t.fr-en.tsv").write_text("".join(f"le chat {i}\tthe cat {i}\n" for i in range(100)))
+    rows = [f'{{"translation": {{"fr": "le {i}", "en": "the {i}"}}}}\n' for i in range(100)]
+    (tmp_path / "t.fr-en.jsonl").write_text("".join(rows))
+    corpora = sources.find_mono_corpora([str(tmp_path / "en.txt")]) + sources.find_parallel_corpora(
+        [str(tmp_path / name) for name in ("t.fr-en.fr", "t.fr-en.tsv", "t.fr-en.jsonl")], heldout_every=5
+    )
+    for corpus in corpora:
+        read = corpus.iter_lines if corpus.kind == "mono" else corpus.iter_rows
+        everything = list(read())  # before scan(): no chunk offsets, every line read
+        corpus.scan()
+        assert corpus.starts is not None and None not in tuple(corpus.starts)
+        for start_row in (0, 32):
+            shards = [list(read(shard, 3, start_row)) for shard in range(3)]
+            assert sorted(itertools.chain(*shards)) == everything[start_row:], corpus
+            assert all(sources.owns_line(row[0], shard, 3) for shard in range(3) for row in shards[shard])
