@@ -20,6 +20,7 @@ import copy
 import logging
 from dataclasses import dataclass, field
 
+import datasets
 import torch
 
 from .errors import DataError
@@ -500,8 +501,6 @@ def format_summary(summary: dict) -> str:
 
 def preparation_report(summary: dict, cache_dir: str | None) -> str:
     """What a preparation-only run (`run_pretrain.py --prepare_data_only`) did, and how training reuses it."""
-    import datasets  # the cache's default location
-
     cached = [entry["name"] for entry in summary["corpora"] if entry["tokenized"] == "cached"]
     streamed = len(summary["corpora"]) - len(cached)
     where = cache_dir or datasets.config.HF_DATASETS_CACHE
