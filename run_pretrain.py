@@ -56,6 +56,7 @@ from trainer import (  # noqa: E402
     build_pretraining_dataset,
     format_summary,
     load_parallel_pairs,
+    preparation_report,
     train_tokenizer,
     write_demo_corpus,
 )
@@ -98,7 +99,7 @@ class ModelArguments:
 
 @dataclass
 class RunArguments:
-    """What to do with an output folder that already holds a run."""
+    """What to do with an output folder that already holds a run, and whether to only prepare the data."""
 
     overwrite_output_dir: bool = field(
         default=False,
@@ -106,6 +107,14 @@ class RunArguments:
             "help": "Replace the run already in --output_dir: its checkpoints, model files and leftovers of killed "
             "saves are deleted once every check has passed, just before training starts. Without it (or "
             "--resume_from_checkpoint) such a folder is refused."
+        },
+    )
+    prepare_data_only: bool = field(
+        default=False,
+        metadata={
+            "help": "Check and tokenize the data into the cache (--data_cache_dir), print its summary and stop, in "
+            "one process. A multi-process run with the same data arguments then reads the cache instead of "
+            "tokenizing on rank 0 while the other ranks wait (at most --ddp_timeout) (README, Data)."
         },
     )
 
@@ -389,9 +398,12 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
 
     # Everything below up to the data preparation only reads and checks: a bad input changes nothing on disk.
     check_reporting(training_args)
-    check_max_steps(training_args)
     check_training_arguments(training_args)
-    resume = check_output_dir(model_args, training_args, run_args)
+    if run_args.prepare_data_only:
+        resume = None  # writes no run: the output folder is not touched
+    else:
+        check_max_steps(training_args)
+        resume = check_output_dir(model_args, training_args, run_args)
     tokenizer_source = model_args.tokenizer_name or model_args.model_name_or_path
     if tokenizer_source is None:
         raise ConfigError("Pass --tokenizer_name (training from scratch) or --model_name_or_path.")
@@ -416,6 +428,17 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
         where = f"{option} {config_source}" if config_source else "model config"
         raise ConfigError(f"{where}: {str(error).strip()}") from error
     check_model_fits(config, tokenizer, data_args)
+    if run_args.prepare_data_only:
+        if training_args.world_size > 1:
+            raise ConfigError(
+                "--prepare_data_only runs in one process, where nothing waits on it: start it with "
+                "`python run_pretrain.py ...`, not with torchrun or accelerate launch."
+            )
+        _, data_summary = build_pretraining_dataset(
+            data_args, tokenizer, training_args.objective_list, seed=training_args.seed
+        )
+        print(preparation_report(data_summary, data_args.data_cache_dir))
+        return None
     if model_args.model_name_or_path:
         model = _load(
             lambda: InfoXLMForPreTraining.from_pretrained(

@@ -99,14 +99,6 @@ def interrupted_run(tokenizer, corpus, output_dir, source=(), **args):
     return output_dir / "checkpoint-3"
 
 
-def test_ranks_read_disjoint_batches(corpus, tiny_tokenizer):
-    dataset = corpus_dataset(tiny_tokenizer, corpus)
-    whole = list(itertools.islice(iter(dataset), 40))
-    shares = [list(itertools.islice(iter(dataset.shard_for_rank(r, 2, 4)), 20)) for r in (0, 1)]
-    assert [item["example_index"] for item in shares[0]][:8] == [0, 1, 2, 3, 8, 9, 10, 11]
-    assert sorted(shares[0] + shares[1], key=lambda item: item["example_index"]) == whole
-
-
 @pytest.mark.parametrize(
     "source, num_workers, accumulation",
     [
@@ -168,6 +160,17 @@ def test_a_position_that_does_not_fit_is_refused_and_changes_nothing(tmp_path, c
     other_files = corpus_dataset(tiny_tokenizer, corpus, mono_data=[str(corpus / "mono" / "en.txt")])
     with pytest.raises(DataError, match=r"data.objectives.mlm.de: checkpoint \["):
         corpus_trainer(tiny_tokenizer, other_files, tmp_path / "run").train(resume_from_checkpoint=str(checkpoint))
+
+    # A position of the old layout (every rank read the whole stream and kept one batch in R) cannot be continued.
+    position = data_state_path(checkpoint, 0)
+    saved = position.read_text()
+    position.write_text(json.dumps({**json.loads(saved), "version": 1}))
+    with pytest.raises(DataError, match="data state version 1") as error:
+        corpus_trainer(tiny_tokenizer, corpus_dataset(tiny_tokenizer, corpus), tmp_path / "run").train(
+            resume_from_checkpoint=str(checkpoint)
+        )
+    assert "\n" not in str(error.value) and "--ignore_data_skip" in str(error.value)
+    position.write_text(saved)
 
     data_state_path(checkpoint, 0).unlink()
     with pytest.raises(DataError, match="holds no data stream position"):

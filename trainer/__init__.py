@@ -9,6 +9,7 @@ from .data import (
     format_summary,
     load_heldout_pairs,
     load_parallel_pairs,
+    preparation_report,
     train_tokenizer,
     write_demo_corpus,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "format_summary",
     "load_heldout_pairs",
     "load_parallel_pairs",
+    "preparation_report",
     "load_retrieval_model",
     "load_tatoeba_eval",
     "plot_retrieval",

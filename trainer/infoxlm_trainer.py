@@ -480,7 +480,8 @@ class InfoXLMTrainer(Trainer):
             batch_size=self._train_batch_size,
             collate_fn=self.data_collator,
             num_workers=workers,
-            pin_memory=args.dataloader_pin_memory,
+            # Page-locked batches only help copies to a GPU; on a CPU torch warns that no accelerator uses them.
+            pin_memory=args.dataloader_pin_memory and args.device.type == "cuda",
             prefetch_factor=args.dataloader_prefetch_factor if workers else None,
             persistent_workers=args.dataloader_persistent_workers if workers else False,
             # Its own generator for the workers' base seed: drawing it from torch's global RNG would shift dropout

@@ -2,12 +2,16 @@
 
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
 
 from .launch_checks import unsupported_setup
 from .momentum import MomentumSchedule
 
 OBJECTIVES = ("mlm", "tlm", "xlco")
+# One worker already overlaps loading with the step; two give headroom over a base model's appetite on one GPU
+# (docs/performance.md) for two more host processes per GPU.
+GPU_DATALOADER_WORKERS = 2
 
 
 @dataclass
@@ -81,8 +85,27 @@ class InfoXLMTrainingArguments(TrainingArguments):
     )
     # The pretraining batches are nested per objective; the Trainer must pass them through untouched.
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep False for InfoXLM pretraining."})
+    # Worker defaults that keep a GPU fed (README "Data", docs/performance.md): loading in the main process stalls
+    # every GPU step for the batch's reading and tokenizing; on a CPU the workers would take cores from the model.
+    dataloader_num_workers: int | None = field(
+        default=None,
+        metadata={
+            "help": f"DataLoader worker processes per rank. Default: {GPU_DATALOADER_WORKERS} when training on CUDA "
+            "GPUs (each reads and tokenizes its own part of the data while the GPU computes), 0 on a CPU. The "
+            "number is part of the saved data position: resume with the same one."
+        },
+    )
+    dataloader_persistent_workers: bool | None = field(
+        default=None,
+        metadata={"help": "Keep the DataLoader workers alive between passes. Default: true when there are workers."},
+    )
 
     def __post_init__(self):
+        if self.dataloader_num_workers is None:
+            on_gpu = torch.cuda.is_available() and not self.use_cpu
+            self.dataloader_num_workers = GPU_DATALOADER_WORKERS if on_gpu else 0
+        if self.dataloader_persistent_workers is None:
+            self.dataloader_persistent_workers = self.dataloader_num_workers > 0
         # Before transformers sets up the devices (and would import DeepSpeed or build a DataParallel setup).
         problem = unsupported_setup(self)
         if problem:

@@ -19,6 +19,7 @@ from .dataset import (
     format_summary,
     load_heldout_pairs,
     load_parallel_pairs,
+    preparation_report,
 )
 from .demo_corpus import write_demo_corpus
 from .errors import DataError
@@ -35,6 +36,7 @@ __all__ = [
     "format_summary",
     "load_heldout_pairs",
     "load_parallel_pairs",
+    "preparation_report",
     "train_tokenizer",
     "write_demo_corpus",
 ]

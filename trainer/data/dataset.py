@@ -7,9 +7,10 @@
 
 The dataset is an endless torch IterableDataset (the Trainer stops at max_steps). Every pass over a language
 reshuffles it, deterministically from the seed. Its iterator saves and restores its position (`state_dict`), so a
-resumed run continues where it stopped without reading the stream again (streams.py). Every process of a
-distributed run reads the same stream and keeps its own batches (`shard_for_rank`); DataLoader workers split it
-(torch.utils.data.get_worker_info).
+resumed run continues where it stopped without reading the stream again (streams.py). Every (rank, DataLoader
+worker) pair is one *shard* that reads and tokenizes only its own part of every language (`shard_for_rank`,
+torch.utils.data.get_worker_info; how a corpus is split: streams.py), so a rank of an 8-process run does 1/8 of the
+work of a single process, not all of it.
 
 Map-style data is tokenized once and cached (tokenized_cache.py); with --streaming, or for a streamed 🤗
 dataset, text is tokenized on the fly and nothing is materialised.
@@ -19,6 +20,7 @@ import copy
 import logging
 from dataclasses import dataclass, field
 
+import datasets
 import torch
 
 from .errors import DataError
@@ -79,7 +81,9 @@ def collect_corpora(data_args, need_mono: bool = True, need_parallel: bool = Tru
     return corpora
 
 
-DATA_STATE_VERSION = 1
+# 2: every (rank, worker) shard reads its own part of the corpora. 1 (before): every rank read the whole stream of
+# its worker and kept one batch in R; those positions cannot be mapped onto shards (see data_state_differences).
+DATA_STATE_VERSION = 2
 
 
 class PretrainingDataset(torch.utils.data.IterableDataset):
@@ -87,8 +91,9 @@ class PretrainingDataset(torch.utils.data.IterableDataset):
 
     Item: {"mlm": {"input_ids": list[int]}, "tlm": {"input_ids": list[int]},
            "xlco": {"query_input_ids": list[int], "key_input_ids": list[int]},
-           "example_index": int} (enabled objectives only; `example_index` counts this worker's items, so a collator
-    can seed its masking from the stream position: `SeededCollator` does).
+           "example_index": int} (enabled objectives only; `example_index` is the item's place in its shard's stream,
+    made unique across ranks as `items * num_ranks + rank`, so a collator can seed its masking from the stream
+    position: `SeededCollator` does, keyed by DataLoader worker as well).
 
     `iter(dataset)` is a `PretrainingIterator`, which torchdata's `StatefulDataLoader` recognises as stateful: its
     `state_dict()` is the stream position (per objective and language, the RNG states, the item count), saved per
@@ -101,9 +106,11 @@ class PretrainingDataset(torch.utils.data.IterableDataset):
         self.rank, self.num_ranks, self.batch_size = 0, 1, 1
 
     def shard_for_rank(self, rank: int, num_ranks: int, batch_size: int) -> "PretrainingDataset":
-        """This dataset as rank `rank` of `num_ranks` reads it: every rank reads the same stream and keeps its own
-        `batch_size` items of each `batch_size * num_ranks` (what accelerate's IterableDatasetShard does, here so
-        that the position stays part of our stateful iterator)."""
+        """This dataset as rank `rank` of `num_ranks` reads it: DataLoader worker `w` of `W` of this rank reads shard
+        `rank * W + w` of `num_ranks * W`, a disjoint part of every language (whole reader chunks of a file or
+        stream, every S-th example of a cached corpus' shuffled pass), with language draws, mixup and TLM direction
+        from random streams of its own. accelerate's IterableDatasetShard would instead have every rank read and
+        tokenize the whole stream and keep one batch in `num_ranks`. `batch_size` is recorded in the position."""
         shard = copy.copy(self)
         shard.rank, shard.num_ranks, shard.batch_size = rank, num_ranks, batch_size
         return shard
@@ -124,18 +131,21 @@ class PretrainingDataset(torch.utils.data.IterableDataset):
 
 
 class PretrainingIterator:
-    """One DataLoader worker's (and rank's) pass over a PretrainingDataset, with a restorable position."""
+    """One shard's ((rank, DataLoader worker)'s) pass over a PretrainingDataset, with a restorable position."""
 
     def __init__(self, dataset: PretrainingDataset, worker_id: int, num_workers: int):
         self.dataset, self.worker_id, self.num_workers = dataset, worker_id, num_workers
-        self.items = 0  # items of this worker's stream read so far (every rank's share counted)
+        # Rank-major, so that rank 0 of a one-process run is shard 0 of 1: the single-process stream is unchanged.
+        self.shard = dataset.rank * num_workers + worker_id
+        self.num_shards = dataset.num_ranks * num_workers
+        self.items = 0  # items of this shard read so far
         self._state: dict | None = None
         self._objectives = None  # opened on the first item, so that load_state_dict can come first
 
     def _open(self):
         states = (self._state or {}).get("objectives", {})
         self._objectives = {
-            name: stream.iter_examples(self.dataset.seed, self.worker_id, self.num_workers, states.get(name))
+            name: stream.iter_examples(self.dataset.seed, self.shard, self.num_shards, states.get(name))
             for name, stream in self.dataset.streams.items()
         }
 
@@ -145,14 +155,10 @@ class PretrainingIterator:
     def __next__(self) -> dict:
         if self._objectives is None:
             self._open()
-        dataset = self.dataset
-        while True:
-            index = self.items
-            item = {name: next(iterator) for name, iterator in self._objectives.items()}
-            self.items += 1
-            if dataset.num_ranks == 1 or (index // dataset.batch_size) % dataset.num_ranks == dataset.rank:
-                item["example_index"] = index
-                return item
+        item = {name: next(iterator) for name, iterator in self._objectives.items()}
+        item["example_index"] = self.items * self.dataset.num_ranks + self.dataset.rank
+        self.items += 1
+        return item
 
     def where(self) -> dict:
         """What this position belongs to: checked against the checkpoint before anything is restored."""
@@ -187,10 +193,25 @@ class PretrainingIterator:
         self._state = state if state["objectives"] is not None else None
 
 
+def data_state_version_error(saved: dict) -> str | None:
+    """Why a saved data position of another layout cannot be continued (one line), or None if its layout is ours."""
+    version = saved.get("version")
+    if version == DATA_STATE_VERSION:
+        return None
+    if version == 1:
+        return (
+            "it was written by an older version in which every rank read the whole data stream and kept one batch "
+            "in R (data state version 1); this version gives each rank and DataLoader worker its own part of every "
+            "corpus (version 2), so that position does not exist here"
+        )
+    return f"data state version {version!r}, this code reads {DATA_STATE_VERSION}"
+
+
 def data_state_differences(saved: dict, current: dict) -> list[str]:
     """What differs between a saved data position and the data it is restored into, as readable lines."""
-    if saved.get("version") != DATA_STATE_VERSION:
-        return [f"data state version {saved.get('version')!r}, this code reads {DATA_STATE_VERSION}"]
+    version_error = data_state_version_error(saved)
+    if version_error is not None:
+        return [version_error]
     differences = []
 
     def compare(path: str, old, new):
@@ -477,6 +498,19 @@ def format_summary(summary: dict) -> str:
     )
     lines.extend(f"  note: {note}" for note in summary["notes"])
     return "\n".join(lines)
+
+
+def preparation_report(summary: dict, cache_dir: str | None) -> str:
+    """What a preparation-only run (`run_pretrain.py --prepare_data_only`) did, and how training reuses it."""
+    cached = [entry["name"] for entry in summary["corpora"] if entry["tokenized"] == "cached"]
+    streamed = len(summary["corpora"]) - len(cached)
+    where = cache_dir or datasets.config.HF_DATASETS_CACHE
+    return (
+        f"Data prepared: {len(cached)} corpora tokenized into the cache in {where}"
+        + (f"; {streamed} streamed corpora are tokenized while training (nothing to prepare)" if streamed else "")
+        + ". Train with the same data arguments and --data_cache_dir: every process reads this cache (on a file "
+        "system all of them see) instead of waiting for rank 0 to tokenize."
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -5,9 +5,11 @@ yield (source, target) pairs of one language pair. Every reader checks its input
 `DataError` naming the file, the line and the fix. `scan()` reads a corpus once up front so that bad input fails
 before any tokenization or training starts, and returns the counts shown in the data summary.
 
-Sharding: with `num_workers > 1`, worker `w` reads the chunks of `SHARD_CHUNK` consecutive lines whose chunk index
-is `w` modulo `num_workers`. Chunks (rather than every n-th line) keep consecutive sentences together, which is
-what MLM blocks are made of.
+Sharding: with `num_workers > 1` shards (a run's (rank, DataLoader worker) pairs), shard `w` reads the chunks of
+`SHARD_CHUNK` consecutive lines whose chunk index is `w` modulo `num_workers`. Chunks (rather than every n-th line)
+keep consecutive sentences together, which is what MLM blocks are made of. `scan()` records where every chunk of an
+uncompressed file starts, so a shard seeks to its own chunks and reads nothing else; in a gzipped file (no seeking)
+the other lines are read but neither decoded nor tokenized.
 """
 
 import glob
@@ -118,6 +120,41 @@ def decode_line(raw: bytes, path, index: int, strip: bool = True) -> str:
     return text.strip() if strip else text.rstrip("\r\n")
 
 
+def chunk_starts(path: Path) -> tuple[int, list[int]] | None:
+    """(SHARD_CHUNK, byte offset of the first line of every chunk) of an uncompressed file; None for a gzipped one,
+    which cannot be entered in the middle."""
+    if path.suffix == ".gz":
+        return None
+    starts, position = [], 0
+    for index, raw in enumerate(_iter_raw_lines(path)):
+        if index % SHARD_CHUNK == 0:
+            starts.append(position)
+        position += len(raw)
+    return SHARD_CHUNK, starts
+
+
+def _owned_raw_lines(path: Path, starts, start_row: int, worker_id: int, num_workers: int):
+    """(line index, bytes) of this shard's lines from line `start_row` on. With the `chunk_starts` of the file, only
+    its own chunks are read; otherwise every line is read and the others are skipped undecoded."""
+    if starts is None or num_workers <= 1 or starts[0] != SHARD_CHUNK:
+        for index, raw in enumerate(_iter_raw_lines(path, start_row), start_row):
+            if owns_line(index, worker_id, num_workers):
+                yield index, raw
+        return
+    chunk_size, offsets = starts
+    try:
+        with open(path, "rb") as f:
+            for chunk in range(start_row // chunk_size, len(offsets)):
+                if chunk % num_workers != worker_id:
+                    continue
+                f.seek(offsets[chunk])
+                for index, raw in enumerate(itertools.islice(f, chunk_size), chunk * chunk_size):
+                    if index >= start_row:
+                        yield index, raw
+    except FileNotFoundError as e:
+        raise DataError(f"{path} does not exist; check the path.") from e
+
+
 def count_lines(path: Path) -> int:
     return sum(1 for _ in _iter_raw_lines(path))
 
@@ -194,11 +231,15 @@ class TextFileCorpus(MonoCorpus):
         self.path = Path(path)
         self.name = str(path)
         self.language = language or mono_language(self.path)
+        self.starts = None  # chunk_starts, from scan()
+
+    def scan(self):
+        self.starts = chunk_starts(self.path)
+        return super().scan()
 
     def iter_lines(self, worker_id=0, num_workers=1, start_row=0):
-        for index, raw in enumerate(_iter_raw_lines(self.path, start_row), start_row):
-            if owns_line(index, worker_id, num_workers):
-                yield index, decode_line(raw, self.path, index)
+        for index, raw in _owned_raw_lines(self.path, self.starts, start_row, worker_id, num_workers):
+            yield index, decode_line(raw, self.path, index)
 
     def fingerprint(self):
         return ["text", self.language, *file_fingerprint(self.path)]
@@ -304,6 +345,7 @@ class MosesCorpus(ParallelCorpus):
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
         self.heldout_every = heldout_every
         self.name = f"{src_path} + {tgt_path}"
+        self.starts = (None, None)  # chunk_starts of both files, from scan()
 
     def check_alignment(self):
         src_lines, tgt_lines = count_lines(self.src_path), count_lines(self.tgt_path)
@@ -317,17 +359,19 @@ class MosesCorpus(ParallelCorpus):
     def scan(self):
         # Count first (cheap, no decoding) so a misaligned pair fails before anything else is read.
         self.check_alignment()
+        self.starts = (chunk_starts(self.src_path), chunk_starts(self.tgt_path))
         return super().scan()
 
     def iter_rows(self, worker_id=0, num_workers=1, start_row=0):
-        lines = itertools.zip_longest(
-            _iter_raw_lines(self.src_path, start_row), _iter_raw_lines(self.tgt_path, start_row)
-        )
-        for index, (src, tgt) in enumerate(lines, start_row):
+        sides = [
+            _owned_raw_lines(path, starts, start_row, worker_id, num_workers)
+            for path, starts in zip((self.src_path, self.tgt_path), self.starts)
+        ]
+        for src, tgt in itertools.zip_longest(*sides):
             if src is None or tgt is None:  # one file is longer (scan() catches this before training starts)
                 self.check_alignment()  # raises, naming both files and counts
-            if owns_line(index, worker_id, num_workers):
-                yield index, decode_line(src, self.src_path, index), decode_line(tgt, self.tgt_path, index)
+            index = src[0]
+            yield index, decode_line(src[1], self.src_path, index), decode_line(tgt[1], self.tgt_path, index)
 
     def fingerprint(self):
         return ["moses", self.heldout_every, *file_fingerprint(self.src_path), *file_fingerprint(self.tgt_path)]
@@ -344,11 +388,14 @@ class TsvCorpus(ParallelCorpus):
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
         self.heldout_every = heldout_every
         self.name = str(path)
+        self.starts = None  # chunk_starts, from scan()
+
+    def scan(self):
+        self.starts = chunk_starts(self.path)
+        return super().scan()
 
     def iter_rows(self, worker_id=0, num_workers=1, start_row=0):
-        for index, raw in enumerate(_iter_raw_lines(self.path, start_row), start_row):
-            if not owns_line(index, worker_id, num_workers):
-                continue
+        for index, raw in _owned_raw_lines(self.path, self.starts, start_row, worker_id, num_workers):
             # Strip only the line ending: an empty column must stay a column.
             line = decode_line(raw, self.path, index, strip=False)
             if not line.strip():
@@ -382,6 +429,11 @@ class JsonlCorpus(ParallelCorpus):
         if src_lang is None or tgt_lang is None:
             src_lang, tgt_lang = self._languages_from_first_row()
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
+        self.starts = None  # chunk_starts, from scan()
+
+    def scan(self):
+        self.starts = chunk_starts(self.path)
+        return super().scan()
 
     def _parse(self, raw: bytes, index: int) -> dict | None:
         line = decode_line(raw, self.path, index)
@@ -416,9 +468,7 @@ class JsonlCorpus(ParallelCorpus):
         raise DataError(f"{self.path} is empty (no JSON row); remove it from the parallel data or fill it.")
 
     def iter_rows(self, worker_id=0, num_workers=1, start_row=0):
-        for index, raw in enumerate(_iter_raw_lines(self.path, start_row), start_row):
-            if not owns_line(index, worker_id, num_workers):
-                continue
+        for index, raw in _owned_raw_lines(self.path, self.starts, start_row, worker_id, num_workers):
             translation = self._parse(raw, index)
             if translation is None:
                 yield index, "", ""

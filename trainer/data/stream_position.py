@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from .dataset import DATA_STATE_VERSION, data_state_differences
+from .dataset import DATA_STATE_VERSION, data_state_differences, data_state_version_error
 from .errors import DataError
 
 DATA_STATE_DIR = "data_state"
@@ -58,6 +58,12 @@ def load_stream_position(checkpoint: str | os.PathLike, rank: int, description: 
         saved = json.loads(path.read_text())
     except (json.JSONDecodeError, OSError) as error:
         raise DataError(f"{path} is corrupt ({error}); resume from another checkpoint.") from error
+    version_error = data_state_version_error(saved)
+    if version_error is not None:
+        raise DataError(
+            f"{path}: cannot continue this data stream position: {version_error}. Pass --ignore_data_skip to resume "
+            "the model, optimizer and schedule and restart the data stream from its beginning."
+        )
     differences = data_state_differences(saved, description)
     if differences:
         raise DataError(

@@ -16,9 +16,13 @@ whatever the step. This is the part no library does for us: 🤗 `IterableDatase
 buffer on resume, and `interleave_datasets` cannot give exact α-sampling per example with a restorable RNG.
 
 Determinism: every random choice comes from make_rng(seed, ...) keyed by objective, language, segment, epoch and
-window (and DataLoader worker for the language draws), so the same seed gives the same examples, resumed or not.
-Workers: an arrow segment's permutation is shared by all workers and split round robin; a stream is split in
-chunks of lines (sources.owns_line). A worker whose share is empty reads the whole segment instead.
+window (and shard for the language draws, mixup and TLM direction), so the same seed gives the same examples,
+resumed or not.
+Shards: each (rank, DataLoader worker) pair is one shard (`worker_id` / `num_workers` below count shards). An arrow
+segment's permutation is shared by all shards and split round robin; a stream is split in chunks of lines
+(sources.owns_line), and a shard decodes and tokenizes only its own chunks. A shard whose share of a language is
+empty (a corpus with fewer chunks than shards) reads the share of shard `s mod S/2` instead, halving until one is
+not empty: tiny corpora are then read by several shards, never skipped.
 """
 
 import numpy as np
@@ -213,8 +217,8 @@ class LanguageSource:
                     yield example, {"epoch": epoch, "segment": k, "position": after, "shard": shard}
                 position = None
             if not produced:
-                if shard[1] > 1:  # this worker's share is empty (tiny corpus): read it all instead
-                    shard = [0, 1]
+                if shard[1] > 1:  # this shard's share is empty (tiny corpus): share another shard's, then fewer's
+                    shard = [shard[0] % (shard[1] // 2), shard[1] // 2]
                 else:
                     raise DataError(
                         f"{objective} data for {self.name!r} produced no example in a whole pass; "
