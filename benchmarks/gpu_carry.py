@@ -281,10 +281,15 @@ def install(folder: Path) -> dict:
     missing = [w for w in wheels if not Path(w).is_file()]
     if missing:
         raise CarryError(f"{folder}: wheels {missing} listed in manifest.json are missing; run prepare again.")
+    if wheels and sys.version_info[:2] != (3, 12):
+        raise CarryError(
+            f"this Python is {sys.version_info.major}.{sys.version_info.minor}; the carried wheels are for CPython 3.12 "
+            "(the GPU image's): run `run` on the GPU machine, or `pip install -e .` here instead."
+        )
     command = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile"]
     command += ["--no-cache-dir", "--upgrade", "--target", str(SITE), *wheels]
-    if wheels:
-        subprocess.run(command, check=True)
+    if wheels and subprocess.run(command).returncode != 0:
+        raise CarryError(f"pip install of the {len(wheels)} carried wheels into {SITE} failed (its message is above).")
     return manifest
 
 

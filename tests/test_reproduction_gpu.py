@@ -82,7 +82,7 @@ def test_gpu_profile_smoke_runs_stage1_and_stage2_in_parallel_and_writes_its_tab
     )
     assert [run["run"] for run in report["runs"]] == ["stage1", "infoxlm_frozen"]
     stage1, frozen = report["runs"]
-    assert set(stage1["tatoeba_by_layer"]) == {"0", "1"} and report["wall_seconds"] > 0
+    assert set(stage1["tatoeba_by_layer"]) == {"0"} and report["wall_seconds"] > 0
     assert "xlco_key_drift" in frozen["curves"] or "xlco_positive_minus_queue" in frozen["curves"]
     saved = yaml.safe_load((tmp_path / "infoxlm_frozen-seed0" / "pretrain.yaml").read_text())
     assert saved["bf16"] and saved["max_steps"] == 3
