@@ -607,7 +607,7 @@ def part_compile(args, tokenizer, results) -> dict:
     seq, size = (32, 2) if args.smoke else (128, 16)
     # --smoke: TorchDynamo alone (graph capture, breaks, recompiles) without AOTAutograd/Inductor's minutes on a CPU.
     backend = "eager" if args.smoke else "inductor"
-    steps, warmup = args.steps, args.warmup_steps
+    steps, warmup = min(args.steps, 5), min(args.warmup_steps, 2)  # each new shape may compile again: keep it short
     # On the GPU, batches of varying lengths (what training feeds; recompiles show); --smoke repeats one batch, so
     # that its single compilation is all the CPU pays for.
     data = [
