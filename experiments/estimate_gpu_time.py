@@ -5,11 +5,13 @@
     python experiments/estimate_gpu_time.py --steps 2 --threads 1
 
 For one step of each kind the profile runs (stage 1: MLM; stage 2: MLM+TLM, and MLM+TLM+XLCO against a full queue),
-at the profile's shapes, batch sizes and sequence length, on batches from ../shared/data, it measures on this CPU:
-the step's wall time (median of --steps after one warm-up), its model FLOPs (counted on the executed shapes, as
-benchmarks/step_time.py counts them) and its kernel launches (the leaf `aten::` operators of one step in
-torch.profiler: each one is at least one CUDA kernel). A small model's GPU step is set by those launches, not by
-its FLOPs, so the GPU time per step is modelled as
+at the profile's shapes and sequence length, on batches from ../shared/data, it measures on this CPU: its model FLOPs
+on batches of the profile's size (counted on the executed shapes, as benchmarks/step_time.py counts them) and its
+kernel launches (the leaf `aten::` operators of one real training step in torch.profiler, views, metadata and
+allocations left out: each remaining one is at least one CUDA kernel). The launches do not depend on the batch size,
+so that step runs on --launch_batch examples per objective, which a CPU does in seconds; its wall time (median of
+--steps after one warm-up) is printed too. A small model's GPU step is set by its launches as much as by its FLOPs,
+so the GPU time per step is modelled as
 
     one process alone:  max(launches x LAUNCH_US, FLOPs / (EFFICIENCY x PEAK))      (the host issues kernels)
     GPU busy time:      launches x KERNEL_US + FLOPs / (EFFICIENCY x PEAK)          (what parallel runs share)
@@ -56,6 +58,7 @@ def parse_args(argv=None):
     parser.add_argument("--config", default=str(REPO / "experiments" / "reproduction-gpu.yaml"))
     parser.add_argument("--tokenizer", default=None, help="Default: the profile's own BPE, trained here if absent.")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--launch_batch", type=int, default=2, help="Examples per objective of the measured step.")
     parser.add_argument("--threads", type=int, default=None)
     return parser.parse_args(argv)
 
@@ -85,14 +88,31 @@ def step_flops(config, batch: dict, queue_size: int) -> int:
     return total
 
 
-def leaf_operators(run) -> int:
-    """aten:: operators that call no other aten:: operator during `run()`: the kernels a GPU step launches."""
+# Operators that launch no kernel on a GPU: views, metadata and allocations.
+NO_KERNEL = {
+    f"aten::{name}"
+    for name in (
+        "empty empty_strided empty_like view _unsafe_view as_strided t transpose permute expand expand_as reshape "
+        "_reshape_alias unsqueeze squeeze slice select detach alias lift_fresh split split_with_sizes chunk unbind "
+        "narrow numpy_T result_type size stride is_nonzero resize_ set_ _has_compatible_shallow_copy_type "
+        "is_same_size broadcast_tensors unflatten flatten view_as movedim contiguous"
+    ).split()
+}
+
+
+def kernel_launches(run) -> int:
+    """Leaf aten:: operators of `run()` (those that call no other aten:: operator) that are not views, metadata or
+    allocations: about the kernels a GPU step launches (a contiguous() that copies is missed; few are)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         run()
     events = [event for event in profiler.events() if event.name.startswith("aten::")]
-    return sum(1 for event in events if not any(c.name.startswith("aten::") for c in event.cpu_children))
+    return sum(
+        1
+        for event in events
+        if event.name not in NO_KERNEL and not any(c.name.startswith("aten::") for c in event.cpu_children)
+    )
 
 
 def measure(kind: str, section: dict, objectives: list[str], tokenizer, config_yaml: dict, args) -> dict:
@@ -107,8 +127,13 @@ def measure(kind: str, section: dict, objectives: list[str], tokenizer, config_y
         batch_size=size,
         seed=0,
     )
-    batches = step_time.collate_batches(data_args, tokenizer, args.steps + 2)
+    # FLOPs on batches of the profile's size; the step (its launches do not depend on the batch size) runs on
+    # --launch_batch examples, so that a CPU measures it in seconds.
+    batches = step_time.collate_batches(data_args, tokenizer, args.steps)
     batches = [{name: batch[name] for name in objectives} for batch in batches]
+    data_args.batch_size = args.launch_batch
+    small = step_time.collate_batches(data_args, tokenizer, args.steps + 2)
+    small = [{name: batch[name] for name in objectives} for batch in small]
     torch.manual_seed(0)
     model_config = InfoXLMConfig(
         vocab_size=len(tokenizer),
@@ -146,14 +171,14 @@ def measure(kind: str, section: dict, objectives: list[str], tokenizer, config_y
         trainer.training_step(prepared, batch)
         step_time.optimizer_update(trainer, prepared)
 
-    step(batches[0])  # warm-up
-    launches = leaf_operators(lambda: step(batches[1]))
+    step(small[0])  # warm-up
+    launches = kernel_launches(lambda: step(small[1]))
     times = []
-    for batch in batches[2:]:
+    for batch in small[2:]:
         started = time.perf_counter()
         step(batch)
         times.append(time.perf_counter() - started)
-    flops = statistics.mean(step_flops(model_config, batch, queue) for batch in batches[2:])
+    flops = statistics.mean(step_flops(model_config, batch, queue) for batch in batches)
     compute = flops / (EFFICIENCY * PEAK)
     return {
         "kind": kind,
@@ -200,7 +225,9 @@ def main(argv=None) -> dict:
     eval_seconds = waves * EVAL_SECONDS
     total = stage1_seconds + stage2_seconds + eval_seconds
     print(f"\nMeasured here ({torch.get_num_threads()} threads), modelled for one H200 (see the docstring):")
-    print("| step | CPU s/step | model GFLOP/step | kernel launches/step | GPU s/step alone | GPU busy s/step |")
+    print(
+        f"| step | CPU s/step (batch {args.launch_batch}) | model GFLOP/step (profile batch) | kernel launches/step | GPU s/step alone | GPU busy s/step |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for row in rows:
         print(
