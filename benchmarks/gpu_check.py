@@ -2,7 +2,7 @@
 """The first GPU run, prepared: one command that checks InfoXLM on a CUDA GPU and prints PASS/FAIL with numbers.
 
     python benchmarks/gpu_check.py                       # on a GPU machine: <= 8 min on one H200, no network
-    python benchmarks/gpu_check.py --smoke               # every part on the CPU at tiny shapes (CI, < 1 min)
+    python benchmarks/gpu_check.py --smoke               # every part on the CPU at tiny shapes (CI, ~1 min of CPU)
     python benchmarks/gpu_check.py --parts parity step_time --output /tmp/check.json
 
 No network and no Hub: the models are random-initialised XLM-R base (12 x 768) and large (24 x 1024) configs, the
