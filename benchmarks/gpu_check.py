@@ -94,11 +94,11 @@ def parse_args(argv=None):
     parser.add_argument("--tokenizer", default=str(SHARED / "xlmr-tokenizer"))
     parser.add_argument("--data_dir", default=str(SHARED), help="Holds mono/ and tatoeba/.")
     parser.add_argument("--output", default=str(REPO / "outputs" / "gpu_check" / "gpu_check.json"))
-    parser.add_argument("--steps", type=int, default=None, help="Timed steps per variant (default 10; smoke 2).")
+    parser.add_argument("--steps", type=int, default=None, help="Timed steps per variant (default 10; smoke 1).")
     parser.add_argument("--warmup_steps", type=int, default=None, help="Default 3; smoke 1.")
     args = parser.parse_args(argv)
     args.device = "cpu" if args.smoke else "cuda"
-    args.steps = args.steps or (2 if args.smoke else 10)
+    args.steps = args.steps or (1 if args.smoke else 10)
     args.warmup_steps = args.warmup_steps if args.warmup_steps is not None else (1 if args.smoke else 3)
     return args
 
