@@ -21,6 +21,7 @@ Each run lives in `<output_dir>/<name>/`: `pretrain.yaml`/`.log` and `model/`, `
 """
 
 import argparse
+import concurrent.futures
 import json
 import logging
 import os
@@ -52,8 +53,14 @@ STAGE1 = "stage1"
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(REPO / "experiments" / "reproduction.yaml"))
-    parser.add_argument("--output_dir", default=str(REPO / "outputs" / "reproduction"), help="Models and logs.")
-    parser.add_argument("--results_dir", default=None, help="Tables and plots (default: experiments/results).")
+    parser.add_argument(
+        "--output_dir", default=None, help="Models and logs (default: the config's output_dir, outputs/reproduction)."
+    )
+    parser.add_argument(
+        "--results_dir",
+        default=None,
+        help="Tables and plots (default: the config's results_dir, experiments/results).",
+    )
     parser.add_argument(
         "--stage",
         choices=("1", "2", "all"),
@@ -72,10 +79,17 @@ def parse_args(argv=None):
         help="Train nothing: tables and plots from the finished runs (record.json) among --variants x --seeds "
         "and stage 1, each run listed; a run that has not finished is named and left out.",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def resolve_folders(args, config: dict) -> None:
+    """--output_dir and --results_dir from the config when not given (relative to the repository root); a smoke run
+    writes its tables beside its models, never over committed results."""
+    if args.output_dir is None:
+        args.output_dir = str(REPO / config.get("output_dir", "outputs/reproduction"))
     if args.results_dir is None:
-        args.results_dir = str(Path(args.output_dir) / "results") if args.smoke else str(REPO / "experiments/results")
-    return args
+        results = config.get("results_dir", "experiments/results")
+        args.results_dir = str(Path(args.output_dir) / "results") if args.smoke else str(REPO / results)
 
 
 def load_config(args) -> dict:
@@ -103,6 +117,25 @@ def load_config(args) -> dict:
         config["bitext_languages"] = [lang for lang in languages if lang not in config["mono_only_languages"]]
     config.setdefault("retrieval_languages", config["bitext_languages"] + config["mono_only_languages"])
     return config
+
+
+def stage1_tatoeba_text(config: dict, output_dir: Path) -> Path:
+    """The Tatoeba *train* split of every bitext language as monolingual text for stage 1 (`stage1_tatoeba_train_text`):
+    `tatoeba-train.<lang>.txt` per language and `tatoeba-train.eng.txt` (the English sides). No eval pair (i % 5 == 0)
+    is ever written, nor any sentence of a mono-only language's Tatoeba file (those stay monolingual-only)."""
+    folder = output_dir / "stage1-tatoeba-train"
+    if (folder / "done").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = load_parallel_pairs(tatoeba_source_files(config, config["bitext_languages"]), split="train")
+    english = []
+    for pair, (sources, targets) in sorted(pairs.items()):
+        language = pair.split("-")[0]
+        (folder / f"tatoeba-train.{language}.txt").write_text("".join(line + "\n" for line in sources))
+        english += targets
+    (folder / "tatoeba-train.eng.txt").write_text("".join(line + "\n" for line in english))
+    (folder / "done").write_text(f"{len(english)} pairs\n")
+    return folder
 
 
 def tatoeba_source_files(config: dict, languages: list[str]) -> list[str]:
@@ -147,17 +180,22 @@ def pretrain_arguments(config: dict, run: str, seed: int, run_dir: Path, tokeniz
     shared = config["shared_data"]
     if run == STAGE1:
         arguments = {**config["stage1"], "tokenizer_name": str(tokenizer)}
+        arguments["mono_data"] = [str(shared / path) for path in arguments["mono_data"]]
+        if config.get("stage1_tatoeba_train_text"):
+            arguments["mono_data"].append(str(stage1_tatoeba_text(config, run_dir.parent)))
     else:
         arguments = {**config["stage2"], **config["variants"][run], "model_name_or_path": str(stage1_model)}
         arguments["parallel_data"] = tatoeba_source_files(config, config["bitext_languages"])
         arguments["retrieval_eval_data"] = tatoeba_source_files(config, config["retrieval_during_training"])
-    arguments["mono_data"] = [str(shared / path) for path in arguments["mono_data"]]
+        arguments["mono_data"] = [str(shared / path) for path in arguments["mono_data"]]
     arguments.update(seed=seed, data_seed=seed, output_dir=str(run_dir / "model"))
     return arguments
 
 
-def evaluate(config: dict, run_dir: Path, seed: int, skip_xnli: bool) -> dict:
-    """Tatoeba retrieval with run_retrieval.py and zero-shot XNLI with run_xnli.py, on the run's saved model."""
+def evaluate(config: dict, run_dir: Path, seed: int, skip_xnli: bool, layers: list[int] = ()) -> dict:
+    """Tatoeba retrieval with run_retrieval.py and zero-shot XNLI with run_xnli.py, on the run's saved model; with
+    `layers`, retrieval again from each of those encoder layers (`tatoeba_by_layer`: the bitext and mono-only group
+    means per pooling)."""
     model = str(run_dir / "model")
     retrieval = {
         "model_name_or_path": model,
@@ -170,6 +208,17 @@ def evaluate(config: dict, run_dir: Path, seed: int, skip_xnli: bool) -> dict:
     }
     record = {"eval_seconds": run_script("run_retrieval.py", retrieval, run_dir, "retrieval")}
     record["tatoeba"] = json.loads((run_dir / "retrieval" / "retrieval.json").read_text())
+    if layers:
+        record["tatoeba_by_layer"] = {}
+    for layer in layers:
+        name = f"retrieval_layer{layer}"
+        arguments = {**retrieval, "layer": layer, "output_dir": str(run_dir / name)}
+        record["eval_seconds"] += run_script("run_retrieval.py", arguments, run_dir, name)
+        groups = json.loads((run_dir / name / "retrieval.json").read_text())["groups"]
+        record["tatoeba_by_layer"][str(layer)] = {
+            group: {pooling: groups[group][pooling]["mean"] for pooling in POOLINGS if groups[group].get(pooling)}
+            for group in ("bitext", "mono_only")
+        }
     if not skip_xnli:
         xnli = config["shared_data"] / "xnli"
         arguments = {
@@ -200,7 +249,11 @@ def training_curves(model_dir: Path) -> dict:
     return {name: points for name, points in curves.items() if points}
 
 
-def train_and_evaluate(config, args, run: str, seed: int, tokenizer: Path, output_dir: Path) -> dict:
+def train_and_evaluate(
+    config, args, run: str, seed: int, tokenizer: Path, output_dir: Path, train_only: bool = False
+) -> dict:
+    """Trains the run (or reuses it) and evaluates it; `train_only` stops after training (a later call with the same
+    arguments reuses the trained model and evaluates it)."""
     run_dir = output_dir / (STAGE1 if run == STAGE1 else f"{run}-seed{seed}")
     arguments = pretrain_arguments(config, run, seed, run_dir, tokenizer, output_dir / STAGE1 / "model")
     record_path = run_dir / "record.json"
@@ -228,7 +281,10 @@ def train_and_evaluate(config, args, run: str, seed: int, tokenizer: Path, outpu
         record["train_seconds"] = run_script("run_pretrain.py", {**arguments, **overwrite}, run_dir, "pretrain")
         if overwrite:  # what the run was trained with, for the reuse check
             (run_dir / "pretrain.yaml").write_text(yaml.safe_dump(arguments, sort_keys=True, allow_unicode=True))
-    record.update(evaluate(config, run_dir, seed, args.skip_xnli))
+    if train_only:
+        return record
+    layers = config.get("stage1_retrieval_layers", []) if run == STAGE1 else []
+    record.update(evaluate(config, run_dir, seed, args.skip_xnli, layers))
     record["curves"] = training_curves(run_dir / "model")
     record_path.write_text(json.dumps(record, indent=1))
     groups = record["tatoeba"]["groups"]
@@ -394,16 +450,44 @@ def plot_retrieval(summary: dict, config: dict, path: Path) -> None:
     FigureCanvasAgg(figure).print_png(str(path))
 
 
-def write_results(records: list[dict], config: dict, args, results_dir: Path) -> dict:
+def machine_line() -> str:
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+    if torch.cuda.is_available():
+        machine += f", {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    return machine
+
+
+def layer_table(records: list[dict]) -> str:
+    """Stage-1 retrieval from each encoder layer (bitext and mono-only group means, both poolings)."""
+    stage1 = next((record for record in records if record.get("tatoeba_by_layer")), None)
+    if stage1 is None:
+        return ""
+    lines = [
+        "| layer | bitext, xlco | bitext, mean-pool | mono-only, xlco | mono-only, mean-pool |",
+        "|---:" * 5 + "|",
+    ]
+    for layer, groups in stage1["tatoeba_by_layer"].items():
+        cells = [groups[g].get(p) for g in ("bitext", "mono_only") for p in POOLINGS]
+        lines.append(f"| {layer} | " + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells) + " |")
+    return "Stage-1 retrieval by layer (0: the embeddings):\n\n" + "\n".join(lines) + "\n\n"
+
+
+def write_results(
+    records: list[dict], config: dict, args, results_dir: Path, wall_seconds: float | None = None
+) -> dict:
     summary = summarise(records)
     results_dir.mkdir(parents=True, exist_ok=True)
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+    machine = machine_line()
     report = {"config": str(args.config), "smoke": args.smoke, "machine": machine, "summary": summary, "runs": records}
+    if wall_seconds is not None:
+        report["wall_seconds"] = wall_seconds
     (results_dir / "results.json").write_text(json.dumps(report, indent=1, default=str))
     table, languages = markdown_table(summary), per_language_table(summary, config)
+    wall = f" Wall time of the whole command: {wall_seconds / 60:.1f} min." if wall_seconds is not None else ""
     (results_dir / "results.md").write_text(
-        "# InfoXLM at small scale: MLM warm start (stage 1), then continued pretraining (stage 2)\n\n"
-        f"Accuracies in %, mean ± half the spread over seeds. Machine: {machine}.\n\n{table}\n\n"
+        f"# {config.get('title', 'InfoXLM at small scale: MLM warm start (stage 1), then continued pretraining (stage 2)')}\n\n"
+        f"Accuracies in %, mean ± half the spread over seeds. Machine: {machine}.{wall}\n\n{table}\n\n"
+        f"{layer_table(records)}"
         "The shortcut check at the end of each XLCO run (mean of the last 5 logs; experiments/README.md says how to "
         f"read it):\n\n{shortcut_table(records)}\n\n"
         "Tatoeba retrieval per language (xlco vector, mean of both directions and of seeds):\n\n"
@@ -448,16 +532,24 @@ def collect_records(config, args, output_dir: Path) -> list[dict]:
 
 
 def main(argv=None) -> dict | None:
+    started = time.perf_counter()
     args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
     config = load_config(args)
+    resolve_folders(args, config)
     output_dir = Path(args.output_dir)
     if args.collect:
         return write_results(collect_records(config, args, output_dir), config, args, Path(args.results_dir))
     tokenizer = prepare_tokenizer(config, output_dir)
     records = []
+    stage1 = (STAGE1, config["stage1_seed"])
+    parallel = max(1, int(config.get("parallel_runs", 1)))
+    # With parallel runs, stage 1 is evaluated beside the stage-2 runs: only its training must come first.
+    evaluate_stage1_later = args.stage == "all" and parallel > 1
     if args.stage in ("1", "all"):
-        records.append(train_and_evaluate(config, args, STAGE1, config["stage1_seed"], tokenizer, output_dir))
+        record = train_and_evaluate(config, args, *stage1, tokenizer, output_dir, train_only=evaluate_stage1_later)
+        if not evaluate_stage1_later:
+            records.append(record)
     elif not (output_dir / STAGE1 / "model" / "train_results.json").is_file():
         raise SystemExit(
             f"--stage 2: no trained stage-1 model in {output_dir / STAGE1 / 'model'}; run --stage 1 first."
@@ -465,12 +557,18 @@ def main(argv=None) -> dict | None:
     if args.stage in ("2", "all"):
         variants = args.variants or config["default_variants"]
         seeds = args.seeds if args.seeds is not None else config["seeds"]
-        for variant in variants:
-            for seed in seeds:
-                records.append(train_and_evaluate(config, args, variant, seed, tokenizer, output_dir))
+        runs = [stage1] * evaluate_stage1_later + [(variant, seed) for variant in variants for seed in seeds]
+        parallel = min(parallel + evaluate_stage1_later, len(runs))  # stage 1's evaluation takes no run's place
+        if parallel > 1:
+            # Runs share the machine (one GPU: each process its own CUDA context); their threads share the cores.
+            os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
+            logger.info(f"{len(runs)} runs, {parallel} at a time")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
+            work = [pool.submit(train_and_evaluate, config, args, v, s, tokenizer, output_dir) for v, s in runs]
+            records += [future.result() for future in work]  # in variant x seed order; the first failure raises
     if args.no_results or args.stage == "2":
         return None
-    return write_results(records, config, args, Path(args.results_dir))
+    return write_results(records, config, args, Path(args.results_dir), time.perf_counter() - started)
 
 
 if __name__ == "__main__":
