@@ -72,11 +72,11 @@ def cpu_seconds(processes) -> float:
     return sum(sum(process.cpu_times()[:2]) for process in processes)  # user + system
 
 
-def warm_loader(dataset, collator, world_size, workers, batch_size, warmup):
-    """Rank 0 of `world_size`: the batches of its shard of `dataset` through a StatefulDataLoader with `workers`,
-    after `warmup` of them, and the processes that make them."""
+def warm_loader(dataset, collator, world_size, workers, batch_size, warmup, rank=0):
+    """Rank `rank` of `world_size`: the batches of its shard of `dataset` through a StatefulDataLoader with
+    `workers`, after `warmup` of them, and the processes that make them."""
     loader = StatefulDataLoader(
-        dataset.shard_for_rank(0, world_size, batch_size),
+        dataset.shard_for_rank(rank, world_size, batch_size),
         batch_size=batch_size,
         collate_fn=collator,
         num_workers=workers,
@@ -99,6 +99,27 @@ def measure(batches, processes, batch_size, seconds) -> tuple[float, float]:
         count += 1
     cpu = cpu_seconds(processes) - cpu
     return count * batch_size / elapsed, count * batch_size / cpu
+
+
+def rank_items_per_second(
+    *, tokenizer, mono_data, parallel_data, max_seq_length, batch_size, world_size, rank, num_workers, seconds
+) -> float:
+    """Items/s that rank `rank` of `world_size` gets from its loader of streamed data with `num_workers` workers,
+    after a warm-up of 20 batches (benchmarks/gpu_check.py's data-supply part)."""
+    collator = SeededCollator(InfoXLMDataCollator(tokenizer), seed=0)
+    with tempfile.TemporaryDirectory(prefix="infoxlm-data-cache-") as cache_dir:
+        data_args = DataArguments(
+            mono_data=mono_data,
+            parallel_data=parallel_data,
+            max_seq_length=max_seq_length,
+            streaming=True,
+            data_cache_dir=cache_dir,
+        )
+        dataset, _ = build_pretraining_dataset(data_args, tokenizer, ["mlm", "tlm", "xlco"], seed=0)
+        batches, processes = warm_loader(dataset, collator, world_size, num_workers, batch_size, 20, rank)
+        items_per_second, _ = measure(batches, processes, batch_size, seconds)
+        del batches  # stops the workers
+    return items_per_second
 
 
 def run(args) -> list[dict]:

@@ -36,7 +36,6 @@ status is 0 if every part passed, 1 otherwise; the JSON (--output) holds every n
 import argparse
 import contextlib
 import gc
-import importlib
 import json
 import math
 import os
@@ -496,24 +495,9 @@ def part_step_time(args, tokenizer, results) -> dict:
     return {"numbers": numbers, "line": line}
 
 
-def data_supply_entry_point():
-    """benchmarks/data_throughput.py's `rank_items_per_second(tokenizer=, mono_data=, parallel_data=,
-    max_seq_length=, batch_size=, world_size=, rank=, num_workers=, seconds=) -> float`: the items per second one
-    rank's data loader yields when `world_size` ranks share the stream (#19 item 4). None if it does not exist."""
-    try:
-        module = importlib.import_module("data_throughput")
-    except ImportError:
-        return None
-    return getattr(module, "rank_items_per_second", None)
-
-
 def part_data_supply(args, tokenizer, results) -> dict:
-    measure = data_supply_entry_point()
-    if measure is None:
-        raise PartFailed(
-            "benchmarks/data_throughput.py has no rank_items_per_second(...): the per-rank loader measurement of "
-            "#19 item 4 is not there yet, so the data supply at world size 8 is not measured"
-        )
+    from data_throughput import rank_items_per_second as measure  # beside this file (benchmarks/)
+
     seq, size = (64, 2) if args.smoke else (512, 16)
     data = Path(args.data_dir)
     workers = 0 if args.smoke else 2

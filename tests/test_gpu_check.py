@@ -18,15 +18,8 @@ def test_gpu_check_smoke_runs_every_part_and_writes_its_numbers(tmp_path, shared
     report = json.loads(output.read_text())
     parts = report["parts"]
     assert list(parts) == list(gpu_check.PARTS) and report["smoke"] and report["device"] == "cpu"
-    # The per-rank loader measurement belongs to benchmarks/data_throughput.py (#19 item 4): until it exists the
-    # part fails with a line that says so, and every other part must pass.
-    supply_exists = gpu_check.data_supply_entry_point() is not None
-    expected = {name: "PASS" for name in gpu_check.PARTS}
-    if not supply_exists:
-        expected["data_supply"] = "FAIL"
-        assert "has no rank_items_per_second" in parts["data_supply"]["line"]
-    assert {name: part["status"] for name, part in parts.items()} == expected, printed
-    assert status == (0 if supply_exists else 1)
+    assert {name: part["status"] for name, part in parts.items()} == dict.fromkeys(gpu_check.PARTS, "PASS"), printed
+    assert status == 0
     for name, part in parts.items():
         assert f"{part['status']}  {name}" in printed
     # The numbers behind the verdicts, computed by the run (not copied): a CPU-vs-CPU parity is exact, bf16 is not.
