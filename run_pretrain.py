@@ -369,7 +369,8 @@ def run_report(log_history: list[dict], output_dir: str, demo: bool, positions: 
     if demo:
         lines += [
             "  Real corpora: python run_pretrain.py --model_name_or_path FacebookAI/xlm-roberta-base "
-            "--mono_dataset_name cc100 --parallel_dataset_name Helsinki-NLP/opus-100 --streaming ... (README.md)",
+            "--mono_dataset_name HuggingFaceFW/fineweb-2 --parallel_dataset_name Helsinki-NLP/opus-100 --streaming "
+            "... (README.md)",
         ]
     return "\n".join(lines)
 

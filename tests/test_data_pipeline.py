@@ -229,7 +229,7 @@ def test_data_arguments_command_line():
     ):
         with pytest.raises(ValueError, match="--" + next(iter(bad))):
             DataArguments(**bad)
-    assert DataArguments(dataset_config_name="en, fr").dataset_config_names == ["en", "fr"]
+    assert DataArguments(mono_dataset_name="m", dataset_config_name="en, fr").mono_dataset_configs == ["en", "fr"]
 
 
 def test_parallel_tokenization_gives_the_same_data(corpus_dir, tiny_tokenizer):

@@ -393,7 +393,9 @@ def test_base_shaped_model_with_real_vocabulary_round_trips(tmp_path):
     del reloaded
     exported = XLMRobertaForMaskedLM.from_pretrained(tmp_path / "export").eval()
     with torch.no_grad():
-        assert torch.equal(exported(**batch).logits[masked], a)
+        # Logits at every position against logits at the masked positions only: the same weights, but matrix
+        # products of other shapes, which CPUs may block and so round differently (fp32 tolerances).
+        torch.testing.assert_close(exported(**batch).logits[masked], a, rtol=1e-4, atol=1e-4)
 
 
 def test_package_exports_are_importable():

@@ -29,22 +29,38 @@ class DataArguments:
     mono_dataset_name: str | None = field(
         default=None,
         metadata={
-            "help": "A 🤗 dataset (Hub name, local loading script/data dir, or a save_to_disk folder) with a text "
-            "column, used for MLM. Each --dataset_config_name is loaded as one language."
+            "help": "A 🤗 dataset (Hub name, local folder of data files, or a save_to_disk folder) with a text column, "
+            "used for MLM; each of --mono_dataset_config_names is loaded as one language, e.g. "
+            "HuggingFaceFW/fineweb-2 with fra_Latn deu_Latn."
+        },
+    )
+    mono_dataset_config_names: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Configurations of --mono_dataset_name, one per language (space or comma separated, e.g. "
+            "fra_Latn deu_Latn); each is named after its config in the summary and the language sampling."
         },
     )
     parallel_dataset_name: str | None = field(
         default=None,
         metadata={
-            "help": "A 🤗 dataset with a `translation` column ({l1: text, l2: text}), used for TLM and XLCO. "
-            "Each --dataset_config_name (e.g. de-en) is loaded as one language pair."
+            "help": "A 🤗 dataset with a `translation` column ({l1: text, l2: text}), used for TLM and XLCO; each of "
+            "--parallel_dataset_config_names is loaded as one language pair, e.g. Helsinki-NLP/opus-100 with de-en."
+        },
+    )
+    parallel_dataset_config_names: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Configurations of --parallel_dataset_name, one per language pair (space or comma separated, "
+            "e.g. de-en en-fr)."
         },
     )
     dataset_config_name: str | None = field(
         default=None,
         metadata={
-            "help": "Configuration(s) of the 🤗 dataset(s), comma separated (e.g. 'en,fr,sw'); each one is loaded "
-            "separately and named after its config in the summary and the language sampling."
+            "help": "Configuration(s), comma separated, of the one 🤗 dataset named when only --mono_dataset_name or "
+            "only --parallel_dataset_name is given (transformers' examples' flag). With both, use "
+            "--mono_dataset_config_names and --parallel_dataset_config_names: their configurations differ."
         },
     )
     dataset_split: str = field(default="train", metadata={"help": "Split of the 🤗 dataset(s) to train on."})
@@ -157,10 +173,47 @@ class DataArguments:
             )
         if self.shuffle_buffer_size < 0:
             raise ValueError(f"--shuffle_buffer_size must be 0 or more, got {self.shuffle_buffer_size}.")
+        self._check_dataset_configs()
+
+    def _check_dataset_configs(self):
+        for kind in ("mono", "parallel"):
+            if getattr(self, f"{kind}_dataset_config_names") and not getattr(self, f"{kind}_dataset_name"):
+                raise ValueError(f"--{kind}_dataset_config_names is given without --{kind}_dataset_name.")
+        if self.dataset_config_name is None:
+            return
+        named = [kind for kind in ("mono", "parallel") if getattr(self, f"{kind}_dataset_name")]
+        if len(named) == 2:
+            raise ValueError(
+                "--dataset_config_name cannot serve both --mono_dataset_name and --parallel_dataset_name (their "
+                "configurations differ, e.g. fra_Latn against de-en): pass --mono_dataset_config_names and "
+                "--parallel_dataset_config_names instead."
+            )
+        if not named:
+            raise ValueError(
+                "--dataset_config_name is given without a 🤗 dataset: pass --mono_dataset_name or "
+                "--parallel_dataset_name."
+            )
+        if getattr(self, f"{named[0]}_dataset_config_names"):
+            raise ValueError(
+                f"--dataset_config_name and --{named[0]}_dataset_config_names both name configurations of "
+                f"--{named[0]}_dataset_name: pass only --{named[0]}_dataset_config_names."
+            )
 
     @property
-    def dataset_config_names(self) -> list[str | None]:
-        """--dataset_config_name split on commas; [None] when not given."""
-        if not self.dataset_config_name:
-            return [None]
-        return [name.strip() for name in self.dataset_config_name.split(",") if name.strip()]
+    def mono_dataset_configs(self) -> list[str | None]:
+        """The configurations of --mono_dataset_name to load, one per language; [None] for its default one."""
+        return self._configs("mono")
+
+    @property
+    def parallel_dataset_configs(self) -> list[str | None]:
+        """The configurations of --parallel_dataset_name to load, one per language pair; [None] for its default."""
+        return self._configs("parallel")
+
+    def _configs(self, kind: str) -> list[str | None]:
+        given = getattr(self, f"{kind}_dataset_config_names")
+        if isinstance(given, str):  # a programmatic caller or a YAML file may give one string
+            given = [given]
+        if not given and self.dataset_config_name:
+            given = [self.dataset_config_name]
+        names = [name.strip() for item in given or [] for name in item.split(",") if name.strip()]
+        return names or [None]

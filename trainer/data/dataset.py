@@ -53,14 +53,13 @@ class Corpora:
 def collect_corpora(data_args, need_mono: bool = True, need_parallel: bool = True) -> Corpora:
     """Find the corpora named by the command line (files first, then 🤗 datasets). Raises DataError on bad names."""
     corpora = Corpora()
-    configs = data_args.dataset_config_names
     if need_mono:
         if data_args.mono_data:
             corpora.mono += find_mono_corpora(data_args.mono_data)
         if data_args.mono_dataset_name:
             corpora.mono += find_hf_mono_corpora(
                 data_args.mono_dataset_name,
-                configs,
+                data_args.mono_dataset_configs,
                 data_args.dataset_split,
                 data_args.streaming,
                 data_args.text_column_name,
@@ -72,7 +71,7 @@ def collect_corpora(data_args, need_mono: bool = True, need_parallel: bool = Tru
         if data_args.parallel_dataset_name:
             corpora.parallel += find_hf_parallel_corpora(
                 data_args.parallel_dataset_name,
-                configs,
+                data_args.parallel_dataset_configs,
                 data_args.dataset_split,
                 data_args.streaming,
                 data_args.parallel_heldout_every,

@@ -203,8 +203,16 @@ class HFTranslationCorpus(ParallelCorpus):
         return f"HFTranslationCorpus({self.name!r}, pair={self.pair!r})"
 
 
-def load_hf_dataset(name: str, config: str | None, split: str, streaming: bool, cache_dir: str | None = None):
-    """`datasets.load_dataset`, or `load_from_disk` when `name` is a folder written by `save_to_disk`."""
+def load_hf_dataset(
+    name: str,
+    config: str | None,
+    split: str,
+    streaming: bool,
+    cache_dir: str | None = None,
+    config_flag: str = "--dataset_config_name",
+):
+    """`datasets.load_dataset`, or `load_from_disk` when `name` is a folder written by `save_to_disk`.
+    `config_flag` is the option that named `config`, for the error message."""
     path = Path(name)
     if path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file()):
         dataset = datasets.load_from_disk(str(path))
@@ -215,21 +223,32 @@ def load_hf_dataset(name: str, config: str | None, split: str, streaming: bool, 
         return dataset.to_iterable_dataset() if streaming else dataset
     try:
         return datasets.load_dataset(name, config, split=split, streaming=streaming, cache_dir=cache_dir)
+    except RuntimeError as e:
+        if "scripts are no longer supported" not in str(e):
+            raise
+        raise DataError(
+            f"cannot load the 🤗 dataset {name!r}: it is built by a loading script, which datasets >= 4 no longer "
+            "runs. Use a dataset hosted as data files (Parquet, JSON), e.g. HuggingFaceFW/fineweb-2 for text and "
+            "Helsinki-NLP/opus-100 for pairs (README.md)."
+        ) from e
     except (FileNotFoundError, ValueError) as e:
         raise DataError(
             f"cannot load the 🤗 dataset {name!r} (config {config!r}, split {split!r}): {e}. Check the name, "
-            "--dataset_config_name and --dataset_split (this machine may have no access to the Hub)."
+            f"{config_flag} and --dataset_split (this machine may have no access to the Hub)."
         ) from e
+
+
+def _label(name: str, config: str | None, split: str) -> str:
+    return f"{name}" + (f" [{config}]" if config else "") + f" ({split})"
 
 
 def find_hf_mono_corpora(name, configs, split, streaming, text_column=None, cache_dir=None) -> list[HFTextCorpus]:
     """One corpus per config of a 🤗 text dataset, named after the config (its language)."""
     corpora = []
     for config in configs:
-        dataset = load_hf_dataset(name, config, split, streaming, cache_dir)
+        dataset = load_hf_dataset(name, config, split, streaming, cache_dir, "--mono_dataset_config_names")
         language = config or Path(name).name
-        label = f"{name}" + (f" [{config}]" if config else "") + f" ({split})"
-        corpora.append(HFTextCorpus(dataset, language, text_column, name=label))
+        corpora.append(HFTextCorpus(dataset, language, text_column, name=_label(name, config, split)))
     return corpora
 
 
@@ -237,7 +256,7 @@ def find_hf_parallel_corpora(name, configs, split, streaming, heldout_every=0, c
     """One corpus per config of a 🤗 translation dataset."""
     corpora = []
     for config in configs:
-        dataset = load_hf_dataset(name, config, split, streaming, cache_dir)
-        label = f"{name}" + (f" [{config}]" if config else "") + f" ({split})"
+        dataset = load_hf_dataset(name, config, split, streaming, cache_dir, "--parallel_dataset_config_names")
+        label = _label(name, config, split)
         corpora.append(HFTranslationCorpus(dataset, heldout_every=heldout_every, name=label))
     return corpora
