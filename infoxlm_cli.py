@@ -9,6 +9,7 @@ field and the fix. `INFOXLM_DEBUG=1` re-raises it with its traceback.
 import dataclasses
 import importlib.util
 import json
+import logging
 import os
 import re
 import sys
@@ -284,3 +285,18 @@ def require_own_trainer_package() -> None:
             "`trainer` on PyPI, or a `trainer/` folder in the working directory, has the same name). Uninstall it "
             "(`pip uninstall trainer`), run from another directory, or use a separate virtual environment."
         )
+
+
+def log_to_stdout(logger: logging.Logger) -> None:
+    """The evaluation scripts' logging: timestamped lines on stdout, `logger` at INFO, and transformers quiet (its
+    load report would list dropped heads as "newly initialised"; the scripts say what they load themselves)."""
+    import transformers
+
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    logger.setLevel(logging.INFO)
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()

@@ -27,15 +27,21 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import transformers
-
-from infoxlm_cli import ConfigError, argument_parser, require_own_trainer_package, run_cli, usable_positions
+from infoxlm_cli import (
+    ConfigError,
+    argument_parser,
+    log_to_stdout,
+    require_own_trainer_package,
+    run_cli,
+    usable_positions,
+)
 from run_retrieval import check_output_dir, load_config, load_tokenizer, resolve_device
 
 require_own_trainer_package()  # before `import trainer`: Coqui's `trainer` on PyPI has the same name
 
 from trainer import DataError, describe_poolings, load_retrieval_model  # noqa: E402
 from trainer.bitext_mining import mine_and_score, read_gold_pairs, read_id_sentences, write_candidates  # noqa: E402
+from trainer.output_folder import write_files_atomically  # noqa: E402
 from trainer.retrieval import POOLINGS, encode  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -146,31 +152,13 @@ def write_outputs(report: dict, candidates: list[dict], output_dir: str) -> list
         "mining.json": lambda path: Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8"),
         "candidates.tsv": lambda path: write_candidates(path, candidates),
     }
-    written = []
-    for name, write in writers.items():
-        path = os.path.join(output_dir, name)
-        temporary = f"{path}.tmp"
-        try:
-            write(temporary)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-        written.append(path)
-    return written
+    return write_files_atomically({os.path.join(output_dir, name): write for name, write in writers.items()})
 
 
 def main(args: list[str] | None = None) -> dict:
     """Runs the mining; `args` defaults to the command line. Returns the content of `mining.json`."""
     arguments = parse_args(args)
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%m/%d/%Y %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    logger.setLevel(logging.INFO)
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    log_to_stdout(logger)
 
     # Everything is checked before the model is loaded, so bad input fails in seconds and writes nothing.
     check_output_dir(arguments, MINING_FILES)

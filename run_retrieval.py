@@ -42,13 +42,13 @@ import sys
 from dataclasses import dataclass, field
 
 import torch
-import transformers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from infoxlm_cli import (
     ConfigError,
     argument_parser,
     check_tokenizer_folder,
+    log_to_stdout,
     parse_arguments,
     require_own_trainer_package,
     run_cli,
@@ -311,15 +311,7 @@ def load_eval_pairs(arguments: RetrievalArguments) -> dict[str, tuple[list[str],
 def main(args: list[str] | None = None) -> dict:
     """Runs the evaluation; `args` defaults to the command line. Returns the content of `retrieval.json`."""
     arguments = parse_args(args)
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%m/%d/%Y %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    logger.setLevel(logging.INFO)
-    # transformers' load report would list xlco_proj.weight as "newly initialised"; we drop it and say so ourselves.
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    log_to_stdout(logger)
 
     # Everything is checked before the model is loaded, so bad input fails in seconds and writes nothing.
     check_output_dir(arguments)

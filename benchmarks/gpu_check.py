@@ -146,22 +146,6 @@ def batches(args, tokenizer, max_seq_length: int, batch_size: int, count: int) -
     return step_time.collate_batches(step_args(args, "tiny", max_seq_length, batch_size, False), tokenizer, count)
 
 
-def model_inputs(batch: dict) -> dict:
-    """The query model's inputs for one {mlm, tlm, xlco} batch (as InfoXLMTrainer.compute_loss builds them)."""
-    mlm, tlm, xlco = batch["mlm"], batch["tlm"], batch["xlco"]
-    return dict(
-        input_ids=mlm["input_ids"],
-        attention_mask=mlm["attention_mask"],
-        labels=mlm["labels"],
-        masked_tokens=mlm["labels"].ne(-100),
-        tlm_input_ids=tlm["input_ids"],
-        tlm_attention_mask=tlm["attention_mask"],
-        tlm_labels=tlm["labels"],
-        xlco_input_ids=xlco["query_input_ids"],
-        xlco_attention_mask=xlco["query_attention_mask"],
-    )
-
-
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     """‖a − b‖ / ‖b‖ in float64 (a scalar loss: |a − b| / |b|)."""
     a, b = a.detach().double().cpu(), b.detach().double().cpu()
@@ -240,7 +224,7 @@ def part_environment(args, tokenizer, results) -> dict:
 
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            model(**model_inputs(batch))
+            model(**step_time.model_inputs(batch))
     kernels = sorted({e.key for e in profiler.key_averages() if e.key.startswith("aten::_scaled_dot_product")})
     numbers["attn_implementation"] = model.config._attn_implementation
     numbers["sdpa_kernels_in_use"] = kernels
@@ -275,7 +259,7 @@ def part_parity(args, tokenizer, results) -> dict:
         key_encoder.to(target)
         moved = step_time.move(batch, target)
         with torch.no_grad(), torch.autocast(target.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model(**model_inputs(moved))
+            out = model(**step_time.model_inputs(moved))
             keys = key_encoder(moved["xlco"]["key_input_ids"], moved["xlco"]["key_attention_mask"])
         return {
             "mlm_loss": out.mlm_loss.float().cpu(),
@@ -406,7 +390,7 @@ def part_gradient_checkpointing(args, tokenizer, results) -> dict:
         model.zero_grad(set_to_none=True)
         base = peak_memory_start(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out = model(**model_inputs(batch))
+            out = model(**step_time.model_inputs(batch))
             loss = out.loss + out.sentence_vectors.float().pow(2).mean()  # the XLCO pass gets a gradient too
         loss.backward()
         peak = peak_memory_since(device, base)
@@ -608,7 +592,7 @@ def part_compile(args, tokenizer, results) -> dict:
 
     def step(module, batch):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = module(**model_inputs(batch))
+            out = module(**step_time.model_inputs(batch))
             loss = out.loss + out.sentence_vectors.float().pow(2).mean()
         loss.backward()
         model.zero_grad(set_to_none=True)

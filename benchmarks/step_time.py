@@ -91,6 +91,22 @@ GIB = 2**30
 DATASHEET_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0}
 
 
+def model_inputs(batch: dict) -> dict:
+    """The query model's inputs for one {mlm, tlm, xlco} batch (as InfoXLMTrainer.compute_loss builds them)."""
+    mlm, tlm, xlco = batch["mlm"], batch["tlm"], batch["xlco"]
+    return dict(
+        input_ids=mlm["input_ids"],
+        attention_mask=mlm["attention_mask"],
+        labels=mlm["labels"],
+        masked_tokens=mlm["labels"].ne(-100),
+        tlm_input_ids=tlm["input_ids"],
+        tlm_attention_mask=tlm["attention_mask"],
+        tlm_labels=tlm["labels"],
+        xlco_input_ids=xlco["query_input_ids"],
+        xlco_attention_mask=xlco["query_attention_mask"],
+    )
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokenizer", default=str(SHARED / "xlmr-tokenizer"))
@@ -865,19 +881,8 @@ def run_ablations(args, tokenizer, batches: list[dict], device: torch.device) ->
 
     def forward_backward(module):
         def run(batch):
-            mlm, tlm, xlco = batch["mlm"], batch["tlm"], batch["xlco"]
             with trainer.accelerator.autocast():
-                out = module(
-                    input_ids=mlm["input_ids"],
-                    attention_mask=mlm["attention_mask"],
-                    labels=mlm["labels"],
-                    masked_tokens=mlm["labels"].ne(-100),
-                    tlm_input_ids=tlm["input_ids"],
-                    tlm_attention_mask=tlm["attention_mask"],
-                    tlm_labels=tlm["labels"],
-                    xlco_input_ids=xlco["query_input_ids"],
-                    xlco_attention_mask=xlco["query_attention_mask"],
-                )
+                out = module(**model_inputs(batch))
             (out.loss + out.sentence_vectors.sum() * 0).backward()
             module.zero_grad()
 

@@ -16,6 +16,7 @@ for a folder that already holds something, checked before anything is read at le
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,3 +157,20 @@ def remove_previous_run(output_dir: str | os.PathLike, outputs: RunOutputs = PRE
         else:
             path.unlink()
     return removed
+
+
+def write_files_atomically(writers: dict[str | os.PathLike, Callable[[str], object]]) -> list[str]:
+    """Writes each file through `write(temporary_path)` and renames it into place, so an interrupted run never
+    leaves a half-written result under its final name. Returns the paths written, in order."""
+    written = []
+    for path, write in writers.items():
+        path = os.fspath(path)
+        temporary = f"{path}.tmp"
+        try:
+            write(temporary)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+        written.append(path)
+    return written

@@ -23,6 +23,7 @@ from .data.errors import DataError
 from .data.sources import find_parallel_corpora
 from .margin import MARGIN_K, best_by_margin
 from .metrics import accuracy
+from .output_folder import write_files_atomically
 
 if TYPE_CHECKING:  # matplotlib is imported only when plotting: importing `trainer` stays fast
     from matplotlib.figure import Figure
@@ -574,12 +575,4 @@ def write_retrieval_outputs(report: dict, output_dir: str | os.PathLike) -> list
         results: lambda path: Path(path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8"),
         chart: lambda path: plot_retrieval(report).savefig(path, format="png", dpi=110),
     }
-    for path, write in writers.items():
-        temporary = f"{path}.tmp"
-        try:
-            write(temporary)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-    return list(writers)
+    return write_files_atomically(writers)
