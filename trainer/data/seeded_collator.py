@@ -34,6 +34,6 @@ class SeededCollator:
         with torch.random.fork_rng(devices=[]):
             # The CPU generator only (what fork_rng restores): torch.manual_seed would also reseed every GPU's
             # generator (dropout) from the data position, and on a host without CUDA it records a stack trace per
-            # call for CUDA's lazy init (about 0.25 ms a batch, a tenth of the cached data's cost per batch).
+            # call for CUDA's lazy init (about 0.25 ms a batch, over a tenth of what a batch of cached data costs).
             torch.default_generator.manual_seed(seed)
             return self.collator(examples)

@@ -44,12 +44,10 @@ def _offset(start: dict | None) -> int:
 
 
 class ListColumn:
-    """The rows of an Arrow list column (token ids) as Python lists, read through numpy views of its buffers.
-
-    pyarrow's per-call costs (a `take` per batch of rows, `to_pylist`) dominate at the sizes read here, and a
-    shard's pass over a small part starts a new batch more often: at 8 ranks every shard paid them 8 times as often
-    per example (docs/performance.md, "Data for many ranks"). The buffers of a memory-mapped table are views of
-    the file: nothing is copied into memory.
+    """The rows of an Arrow list column (token ids) as Python lists, read through numpy views of its buffers (a
+    memory-mapped table is not copied), one row at a time as a shard's shuffled pass needs them. pyarrow offers
+    batched `take` + `to_pylist`, which costs about as much per row and adds a `select` and a `take` to every pass:
+    a shard of a small corpus starts a pass S times as often per example at S shards (docs/performance.md).
     """
 
     def __init__(self, column):
