@@ -9,6 +9,7 @@ import torch
 from transformers import HfArgumentParser
 
 from trainer import DataArguments, InfoXLMDataCollator, build_pretraining_dataset
+from trainer.data import SeededCollator
 from trainer.data.sampling import sampling_probabilities
 from trainer.data.streams import ArrowBlockSegment, StreamBlockSegment
 
@@ -237,3 +238,19 @@ def test_parallel_tokenization_gives_the_same_data(corpus_dir, tiny_tokenizer):
     args = make_args(corpus_dir, preprocessing_num_workers=2, data_cache_dir=str(corpus_dir / "cache2"))
     parallel, parallel_summary = build_pretraining_dataset(args, tiny_tokenizer, ["mlm", "tlm"], seed=0)
     assert take(parallel, 100) == take(single, 100) and parallel_summary == summary
+
+
+def test_seeded_collation_leaves_the_gpu_generators_alone(tiny_tokenizer, monkeypatch):
+    """The collator's seed is the CPU generator's alone: GPU generators (dropout) are not reseeded per batch."""
+    reseeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)
+    collator = SeededCollator(InfoXLMDataCollator(tiny_tokenizer), seed=0)
+    examples = [{"mlm": {"input_ids": [0, 5, 6, 7, 8, 2]}, "example_index": 4}] * 2
+    torch.manual_seed(1)
+    expected_after = torch.rand(3)
+    torch.manual_seed(1)
+    reseeded.clear()
+    first, second = collator(examples), collator(examples)
+    assert torch.equal(torch.rand(3), expected_after)  # the global CPU stream is restored
+    assert torch.equal(first["mlm"]["labels"], second["mlm"]["labels"])  # same position, same masks
+    assert reseeded == []

@@ -25,6 +25,8 @@ empty (a corpus with fewer chunks than shards) reads the share of shard `s mod S
 not empty: tiny corpora are then read by several shards, never skipped.
 """
 
+import bisect
+
 import numpy as np
 
 from .errors import DataError
@@ -41,6 +43,42 @@ def _offset(start: dict | None) -> int:
     return 0 if start is None else int(start["offset"])
 
 
+class ListColumn:
+    """The rows of an Arrow list column (token ids) as Python lists, read through numpy views of its buffers (a
+    memory-mapped table is not copied), one row at a time as a shard's shuffled pass needs them. pyarrow offers
+    batched `take` + `to_pylist`, which costs about as much per row and adds a `select` and a `take` to every pass:
+    a shard of a small corpus starts a pass S times as often per example at S shards (docs/performance.md).
+    """
+
+    def __init__(self, column):
+        chunks = column.chunks
+        self.starts = np.cumsum([0] + [len(chunk) for chunk in chunks]).tolist()  # first row of each chunk
+        self.offsets = [chunk.offsets.to_numpy() for chunk in chunks]
+        self.values = [chunk.values.to_numpy(zero_copy_only=False) for chunk in chunks]
+
+    def _pieces(self, first: int, stop: int):
+        """(values, offsets) of rows [first, stop), one piece per chunk they cover."""
+        k = bisect.bisect_right(self.starts, first) - 1
+        while first < stop:
+            end, base = min(stop, self.starts[k + 1]), self.starts[k]
+            yield self.values[k], self.offsets[k][first - base : end - base + 1]
+            first, k = end, k + 1
+
+    def row(self, index: int) -> list[int]:
+        k = bisect.bisect_right(self.starts, index) - 1
+        a, b = self.offsets[k][index - self.starts[k] : index - self.starts[k] + 2].tolist()
+        return self.values[k][a:b].tolist()
+
+    def rows(self, first: int, stop: int) -> list[list[int]]:
+        """Rows [first, stop): one numpy read per chunk, split in Python."""
+        rows = []
+        for values, offsets in self._pieces(first, stop):
+            flat = values[offsets[0] : offsets[-1]].tolist()
+            bounds = (offsets - offsets[0]).tolist()
+            rows += [flat[a:b] for a, b in zip(bounds, bounds[1:])]
+        return rows
+
+
 class _ArrowSegment:
     """Shared plumbing: holds the datasets.Dataset (picklable by file path) and opens its Arrow table lazily."""
 
@@ -48,21 +86,20 @@ class _ArrowSegment:
         if dataset._indices is not None:  # rows are read from the Arrow table directly: no indices mapping
             dataset = dataset.flatten_indices()
         self.dataset, self.start, self.stop = dataset, start, stop
-        self._table = None
+        self._columns: dict[str, ListColumn] = {}
 
-    @property
-    def table(self):
-        if self._table is None:
-            self._table = self.dataset.data.table
-        return self._table
+    def list_column(self, name: str) -> ListColumn:
+        if name not in self._columns:
+            self._columns[name] = ListColumn(self.dataset.data.table.column(name))
+        return self._columns[name]
 
     def _column(self, name: str) -> np.ndarray:
-        return self.table.column(name).slice(self.start, self.stop - self.start).to_numpy()
+        return self.dataset.data.table.column(name).slice(self.start, self.stop - self.start).to_numpy()
 
     def __getstate__(self):
         # Never pickle Arrow buffers into DataLoader workers: they re-open the memory-mapped file.
         state = dict(self.__dict__)
-        state["_table"] = None
+        state["_columns"] = {}
         return state
 
 
@@ -84,18 +121,15 @@ class ArrowBlockSegment(_ArrowSegment):
 
     def iter_pass(self, keys: tuple, worker_id: int, num_workers: int, start: dict | None = None):
         """(block, position) for this worker's share of one pass, shuffled by make_rng(*keys), from `start` on."""
-        ids = self.table.column("input_ids")
+        ids = self.list_column("input_ids")
         order = _shard(make_rng(*keys).permutation(len(self.blocks)), worker_id, num_workers)
         for i in range(_offset(start), len(order)):
             first, stop = self.blocks[order[i]]
-            block = build_block(ids.slice(first, stop - first).to_pylist(), self.bos, self.eos, self.max_seq_length)
-            yield block, {"offset": i + 1}
+            yield build_block(ids.rows(first, stop), self.bos, self.eos, self.max_seq_length), {"offset": i + 1}
 
 
 class ArrowPairSegment(_ArrowSegment):
     """Translation pairs in rows [start, stop) of the tokenized parallel cache (pairs with an empty side skipped)."""
-
-    fetch = 256  # rows gathered per Arrow `take`
 
     def __init__(self, dataset, start, stop, max_seq_length: int):
         super().__init__(dataset, start, stop)
@@ -113,13 +147,10 @@ class ArrowPairSegment(_ArrowSegment):
 
     def iter_pass(self, keys: tuple, worker_id: int, num_workers: int, start: dict | None = None):
         """((src ids, tgt ids), position) for this worker's share of one pass (see ArrowBlockSegment.iter_pass)."""
-        pairs = self.table.select(["src_ids", "tgt_ids"])
-        rows = _shard(self.rows[make_rng(*keys).permutation(len(self.rows))], worker_id, num_workers)
-        for first in range(_offset(start), len(rows), self.fetch):
-            chunk = pairs.take(rows[first : first + self.fetch])
-            chunk_pairs = zip(chunk.column("src_ids").to_pylist(), chunk.column("tgt_ids").to_pylist())
-            for j, pair in enumerate(chunk_pairs):
-                yield pair, {"offset": first + j + 1}
+        src, tgt = self.list_column("src_ids"), self.list_column("tgt_ids")
+        rows = _shard(self.rows[make_rng(*keys).permutation(len(self.rows))], worker_id, num_workers).tolist()
+        for i in range(_offset(start), len(rows)):
+            yield (src.row(rows[i]), tgt.row(rows[i])), {"offset": i + 1}
 
 
 class _StreamSegment:
