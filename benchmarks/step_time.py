@@ -94,17 +94,23 @@ DATASHEET_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 36
 def model_inputs(batch: dict) -> dict:
     """The query model's inputs for one {mlm, tlm, xlco} batch (as InfoXLMTrainer.compute_loss builds them)."""
     mlm, tlm, xlco = batch["mlm"], batch["tlm"], batch["xlco"]
-    return dict(
+    inputs = dict(
         input_ids=mlm["input_ids"],
         attention_mask=mlm["attention_mask"],
         labels=mlm["labels"],
-        masked_tokens=mlm["labels"].ne(-100),
         tlm_input_ids=tlm["input_ids"],
         tlm_attention_mask=tlm["attention_mask"],
         tlm_labels=tlm["labels"],
+        tlm_masked_positions=tlm.get("masked_positions"),
         xlco_input_ids=xlco["query_input_ids"],
         xlco_attention_mask=xlco["query_attention_mask"],
     )
+    # The collator's host-computed positions, as the trainer passes them (no data-dependent shape on the device).
+    if "masked_positions" in mlm:
+        inputs["masked_positions"] = mlm["masked_positions"]
+    else:
+        inputs["masked_tokens"] = mlm["labels"].ne(-100)
+    return inputs
 
 
 def parse_args(argv=None):
