@@ -5,6 +5,7 @@ The encoder is `transformers`' XLM-R implementation, reused as is, so parameter 
 model exports back to a plain `xlm-roberta` checkpoint by dropping the XLCO projection.
 """
 
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -17,6 +18,11 @@ from transformers.modeling_outputs import MaskedLMOutput, ModelOutput
 from transformers.models.xlm_roberta import modeling_xlm_roberta as xlmr
 
 from .configuration_infoxlm import InfoXLMConfig
+
+# Newer transformers (5.15 has it, 5.10 not) let a caller keep the mask of an unpadded batch (no `attention_mask.all()`
+# host read); older releases always drop it after that read. The mask's values are the same either way: only the host
+# sync differs.
+_MASK_SKIP_IS_OPTIONAL = "allow_is_bidirectional_skip" in inspect.signature(create_bidirectional_mask).parameters
 
 
 class InfoXLMPreTrainedModel(xlmr.XLMRobertaPreTrainedModel):
@@ -120,11 +126,9 @@ class InfoXLMModel(xlmr.XLMRobertaModel, InfoXLMPreTrainedModel):
         if not 0 <= layer <= len(self.encoder.layer):
             raise ValueError(f"layer={layer} is out of range for a {len(self.encoder.layer)}-layer encoder.")
         hidden = self.embeddings(input_ids=input_ids)
+        skip = {"allow_is_bidirectional_skip": skip_unpadded_mask} if _MASK_SKIP_IS_OPTIONAL else {}
         mask = create_bidirectional_mask(
-            config=self.config,
-            inputs_embeds=hidden,
-            attention_mask=attention_mask,
-            allow_is_bidirectional_skip=skip_unpadded_mask,
+            config=self.config, inputs_embeds=hidden, attention_mask=attention_mask, **skip
         )
         for block in self.encoder.layer[:layer]:
             hidden = block(hidden, mask)
