@@ -249,20 +249,65 @@ def check_tokenizer_folder(source: str, option: str) -> None:
         )
 
 
-# Model types whose position ids start after the padding index (fairseq's RoBERTa convention): XLM-R's
-# max_position_embeddings of 514 holds 512 tokens.
-PADDING_OFFSET_MODEL_TYPES = ("infoxlm", "xlm-roberta", "roberta", "camembert", "xlm-roberta-xl")
+def looks_like_a_path(source: str) -> bool:
+    """A Hub id is `name` or `owner/name`; anything else that names no existing file or folder is a missing path."""
+    return source.startswith((".", "/", "~")) or source.count("/") > 1 or os.sep != "/" and os.sep in source
 
 
-def usable_positions(config) -> int | None:
-    """How many tokens one sequence of this model may hold (None if the config does not say)."""
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions is None:
-        return None
-    if getattr(config, "model_type", None) in PADDING_OFFSET_MODEL_TYPES:
-        pad = getattr(config, "pad_token_id", None)
-        positions -= (pad if pad is not None else 1) + 1
-    return positions
+MISSING_SOURCE_FIX = "Pass an existing folder, or a Hub id such as FacebookAI/xlm-roberta-base."
+
+
+def check_source(source: str, option: str, fix: str = MISSING_SOURCE_FIX) -> None:
+    """A local model/config/tokenizer folder must exist, and its weight files must be readable, before loading."""
+    if os.path.isdir(source):
+        from trainer.checkpoints import unreadable_files  # `trainer` only once require_own_trainer_package passed
+
+        problems = unreadable_files(source)
+        if problems:
+            raise ConfigError(f"{option} {source}: unreadable files: {'; '.join(problems)}.")
+    elif not os.path.exists(source) and looks_like_a_path(source):
+        raise ConfigError(f"{option} {source}: no such folder ({os.path.abspath(source)}). {fix}")
+
+
+def load_pretrained(load: Callable[[], object], source: str, option: str, fix: str = MISSING_SOURCE_FIX):
+    """`load()` (a from_pretrained call on `source`, which `option` names) after `check_source`, with a loading
+    failure turned into one ConfigError naming the option."""
+    from safetensors import SafetensorError
+
+    check_source(source, option, fix)
+    try:
+        return load()
+    except (OSError, SafetensorError, ValueError) as error:
+        local = "" if os.path.exists(source) else " (no local folder of that name, so it was looked up on the Hub)"
+        raise ConfigError(f"{option} {source}{local}: {str(error).strip()}") from error
+
+
+def check_sequence_length(config, length: int, option: str) -> None:
+    """`option`'s `length` tokens must fit the model's positions (`usable_positions`), or the first batch that long
+    fails with an index error."""
+    from modeling_infoxlm import usable_positions
+
+    positions = usable_positions(config)
+    if positions is not None and length > positions:
+        raise ConfigError(
+            f"{option} {length}: more tokens than the model's {positions} positions "
+            f"(max_position_embeddings={config.max_position_embeddings}). Pass {option} {positions} or less."
+        )
+
+
+def resolve_device(name: str):
+    """`--device`: `auto` (cuda if available, else cpu) or a torch device name that this machine has."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name}: unknown device. Use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine. Use --device cpu (or auto).")
+    return device
 
 
 def require_own_trainer_package() -> None:

@@ -20,33 +20,40 @@ missing file, a line that is not `id<TAB>sentence`, a repeated id, a gold id mis
 run before the model is loaded, with one message naming the file and line, and exit status 2.
 """
 
-import json
 import logging
 import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from infoxlm_cli import (
     ConfigError,
     argument_parser,
+    check_sequence_length,
+    load_pretrained,
     log_to_stdout,
+    parse_arguments,
     require_own_trainer_package,
+    resolve_device,
     run_cli,
-    usable_positions,
 )
-from run_retrieval import check_output_dir, load_config, load_tokenizer, resolve_device
 
 require_own_trainer_package()  # before `import trainer`: Coqui's `trainer` on PyPI has the same name
 
-from trainer import DataError, describe_poolings, load_retrieval_model  # noqa: E402
-from trainer.bitext_mining import mine_and_score, read_gold_pairs, read_id_sentences, write_candidates  # noqa: E402
-from trainer.output_folder import write_files_atomically  # noqa: E402
-from trainer.retrieval import POOLINGS, encode  # noqa: E402
+from evaluation.mining import mine_and_score, read_gold_pairs, read_id_sentences  # noqa: E402
+from evaluation.reports import MINING_FILES, check_report_folder, format_mining_markdown, write_mining_outputs  # noqa: E402
+from evaluation.retrieval import (  # noqa: E402
+    POOLINGS,
+    check_layer,
+    describe_poolings,
+    encode,
+    load_retrieval_config,
+    load_retrieval_model,
+    load_retrieval_tokenizer,
+)
+from trainer.data import DataError  # noqa: E402
+from trainer.output_folder import OutputFolderError  # noqa: E402
 
 logger = logging.getLogger(__name__)
-
-MINING_FILES = ("mining.md", "mining.json", "candidates.tsv")
 
 
 @dataclass
@@ -100,59 +107,8 @@ class MiningArguments:
 
 def parse_args(argv: list[str] | None = None) -> MiningArguments:
     """From flags or one .json/.yaml file; a bad value raises ConfigError."""
-    parser = argument_parser(MiningArguments)
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        if not os.path.isfile(argv[0]):
-            raise ConfigError(f"{argv[0]}: no such file (a single argument is read as a .json/.yaml config).")
-        path = os.path.abspath(argv[0])
-        (arguments,) = parser.parse_json_file(path) if path.endswith(".json") else parser.parse_yaml_file(path)
-    else:
-        (arguments,) = parser.parse_args_into_dataclasses(args=argv)
+    (arguments,) = parse_arguments(argument_parser(MiningArguments), sys.argv[1:] if argv is None else argv)
     return arguments
-
-
-def format_mining_markdown(report: dict) -> str:
-    scores = report["scores"]
-
-    def row(name, prefix=""):
-        cells = [scores[f"{prefix}{key}"] for key in ("precision", "recall", "f1")]
-        threshold = scores["best_threshold"] if not prefix else scores["threshold"]
-        shown = "–" if threshold is None else f"{threshold:.4f}"
-        return (
-            f"| {name} | {shown} | {scores[prefix + 'mined']} | " + " | ".join(f"{100 * c:.1f}" for c in cells) + " |"
-        )
-
-    lines = [
-        f"# Bitext mining: {report['model_name_or_path']}",
-        "",
-        f"- Source: {report['source_file']} ({report['source_sentences']} sentences); target: "
-        f"{report['target_file']} ({report['target_sentences']} sentences); gold: {report['gold_file']} "
-        f"({report['gold_pairs']} pairs).",
-        f"- Vector: {report['pooling_description']}.",
-        f"- Candidates: each sentence's best ratio margin among its {report['margin_k']} nearest neighbours by "
-        f"cosine, both directions, {report['candidates']} distinct pairs; a pair is mined when its margin reaches "
-        "the threshold. The best threshold is chosen on the gold pairs themselves (XTREME's BUCC figure), an "
-        "upper bound; a threshold fixed beforehand gives the honest one.",
-        "",
-        "| threshold | margin | mined | precision | recall | F1 |",
-        "|---|---:|---:|---:|---:|---:|",
-        row("best F1 on gold"),
-    ]
-    if "threshold" in scores:
-        lines.append(row("given (--threshold)", "threshold_"))
-    return "\n".join(lines) + "\n"
-
-
-def write_outputs(report: dict, candidates: list[dict], output_dir: str) -> list[str]:
-    """Each file to a temporary name first, then renamed: an interrupted run leaves no half-written file."""
-    os.makedirs(output_dir, exist_ok=True)
-    writers = {
-        "mining.md": lambda path: Path(path).write_text(format_mining_markdown(report), encoding="utf-8"),
-        "mining.json": lambda path: Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8"),
-        "candidates.tsv": lambda path: write_candidates(path, candidates),
-    }
-    return write_files_atomically({os.path.join(output_dir, name): write for name, write in writers.items()})
 
 
 def main(args: list[str] | None = None) -> dict:
@@ -161,23 +117,20 @@ def main(args: list[str] | None = None) -> dict:
     log_to_stdout(logger)
 
     # Everything is checked before the model is loaded, so bad input fails in seconds and writes nothing.
-    check_output_dir(arguments, MINING_FILES)
+    model_path = arguments.model_name_or_path
+    reads = {"--model_name_or_path": model_path, "--tokenizer_name": arguments.tokenizer_name}
+    check_report_folder(arguments.output_dir, reads, arguments.overwrite_output_dir, MINING_FILES)
     device = resolve_device(arguments.device)
-    config = load_config(arguments.model_name_or_path)
-    layer = config.xlco_layer if arguments.layer is None else arguments.layer
-    if not 0 <= layer <= config.num_hidden_layers:
-        raise ConfigError(f"--layer {layer}: out of range; pass 0..{config.num_hidden_layers} (0: embedding output).")
-    positions = usable_positions(config)
-    if positions is not None and arguments.max_length > positions:
-        raise ConfigError(f"--max_length {arguments.max_length}: the model holds {positions} tokens; pass less.")
+    config = load_retrieval_config(model_path)
+    layer = check_layer(arguments.layer, config)
+    check_sequence_length(config, arguments.max_length, "--max_length")
     source_ids, source_sentences = read_id_sentences(arguments.source_file, "--source_file")
     target_ids, target_sentences = read_id_sentences(arguments.target_file, "--target_file")
     gold = read_gold_pairs(arguments.gold_file, source_ids, target_ids)
-    tokenizer = load_tokenizer(arguments.tokenizer_name, arguments.model_name_or_path, config)
-    try:
-        model, projection = load_retrieval_model(arguments.model_name_or_path, device)
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"--model_name_or_path {arguments.model_name_or_path}: {str(error).strip()}") from None
+    tokenizer = load_retrieval_tokenizer(arguments.tokenizer_name, model_path, config)
+    model, projection = load_pretrained(
+        lambda: load_retrieval_model(model_path, device), model_path, "--model_name_or_path"
+    )
     pooling = arguments.pooling or ("xlco" if projection == "trained" else "mean")
     description = describe_poolings(layer, config.xlco_layer, projection)[pooling]
     logger.info(
@@ -210,10 +163,10 @@ def main(args: list[str] | None = None) -> dict:
         "scores": scores,
     }
     print(format_mining_markdown(report))
-    written = write_outputs(report, candidates, arguments.output_dir)
+    written = write_mining_outputs(report, candidates, arguments.output_dir)
     logger.info(f"Wrote {', '.join(written)}")
     return report
 
 
 if __name__ == "__main__":
-    run_cli(main, (ConfigError, DataError))
+    run_cli(main, (ConfigError, DataError, OutputFolderError))

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import transformers
 from accelerate import PartialState
-from safetensors import SafetensorError
 from transformers import AutoTokenizer, set_seed
 from transformers.integrations import get_available_reporting_integrations
 
@@ -34,14 +33,15 @@ from infoxlm_cli import (
     ConfigError,
     apply_config_overrides,
     argument_parser,
+    check_source,
     check_tokenizer_folder,
     check_training_arguments,
+    load_pretrained,
     parse_arguments,
     require_own_trainer_package,
     run_cli,
-    usable_positions,
 )
-from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
+from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining, usable_positions
 
 require_own_trainer_package()  # before `import trainer`: Coqui's `trainer` on PyPI has the same name
 
@@ -60,7 +60,7 @@ from trainer import (  # noqa: E402
     train_tokenizer,
     write_demo_corpus,
 )
-from trainer.checkpoints import resolve_resume_checkpoint, unreadable_files  # noqa: E402
+from trainer.checkpoints import resolve_resume_checkpoint  # noqa: E402
 from trainer.launch_checks import has_accelerator  # noqa: E402
 from trainer.output_folder import OutputFolderError, check_output_folder, remove_previous_run  # noqa: E402
 
@@ -257,34 +257,6 @@ def check_max_steps(training_args) -> None:
         )
 
 
-def _looks_like_a_path(source: str) -> bool:
-    """A Hub id is `name` or `owner/name`; anything else that names no existing file or folder is a missing path."""
-    return source.startswith((".", "/", "~")) or source.count("/") > 1 or os.sep != "/" and os.sep in source
-
-
-def check_source(source: str, option: str) -> None:
-    """A local model/config/tokenizer folder must exist, and its weight files must be readable, before loading."""
-    if os.path.isdir(source):
-        problems = unreadable_files(source)
-        if problems:
-            raise ConfigError(f"{option} {source}: unreadable files: {'; '.join(problems)}.")
-    elif not os.path.exists(source) and _looks_like_a_path(source):
-        raise ConfigError(
-            f"{option} {source}: no such folder ({os.path.abspath(source)}). Pass an existing folder, or a Hub id "
-            "such as FacebookAI/xlm-roberta-base."
-        )
-
-
-def _load(what, source: str, option: str):
-    """`what()` (a from_pretrained call on `source`), with loading failures turned into one ConfigError."""
-    check_source(source, option)
-    try:
-        return what()
-    except (OSError, SafetensorError, ValueError) as error:
-        local = "" if os.path.exists(source) else " (no local folder of that name, so it was looked up on the Hub)"
-        raise ConfigError(f"{option} {source}{local}: {str(error).strip()}") from error
-
-
 def check_model_fits(config: InfoXLMConfig, tokenizer, data_args) -> None:
     """What would otherwise fail at the first training step with an index error."""
     usable = usable_positions(config)
@@ -410,7 +382,7 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
         raise ConfigError("Pass --tokenizer_name (training from scratch) or --model_name_or_path.")
     option = "--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path"
     check_tokenizer_folder(tokenizer_source, option)
-    tokenizer = _load(lambda: AutoTokenizer.from_pretrained(tokenizer_source), tokenizer_source, option)
+    tokenizer = load_pretrained(lambda: AutoTokenizer.from_pretrained(tokenizer_source), tokenizer_source, option)
     if tokenizer.mask_token is None:
         raise ConfigError(
             f"{option} {tokenizer_source}: the tokenizer has no mask token, which MLM, TLM and XLCO's masking need. "
@@ -441,7 +413,7 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
         print(preparation_report(data_summary, data_args.data_cache_dir))
         return None
     if model_args.model_name_or_path:
-        model = _load(
+        model = load_pretrained(
             lambda: InfoXLMForPreTraining.from_pretrained(
                 model_args.model_name_or_path, config=config, attn_implementation=model_args.attn_implementation
             ),

@@ -37,40 +37,43 @@ status 2.
 """
 
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
-
-import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from infoxlm_cli import (
     ConfigError,
     argument_parser,
-    check_tokenizer_folder,
+    check_sequence_length,
+    load_pretrained,
     log_to_stdout,
     parse_arguments,
     require_own_trainer_package,
+    resolve_device,
     run_cli,
-    usable_positions,
 )
 
 require_own_trainer_package()  # before `import trainer`: Coqui's `trainer` on PyPI has the same name
 
-from modeling_infoxlm import InfoXLMConfig  # noqa: E402
-from trainer import (  # noqa: E402
-    DataError,
-    describe_poolings,
-    evaluate_tatoeba,
-    find_tatoeba_languages,
+from evaluation.reports import (  # noqa: E402
+    check_report_folder,
     format_retrieval_markdown,
-    load_retrieval_model,
-    load_tatoeba_eval,
     retrieval_report,
     write_retrieval_outputs,
 )
-from trainer.output_folder import OutputFolderError, RunOutputs, check_output_folder  # noqa: E402
-from trainer.retrieval import DIRECTIONS, POOLINGS, RETRIEVAL_FILES, SCORINGS  # noqa: E402
+from evaluation.retrieval import (  # noqa: E402
+    DIRECTIONS,
+    POOLINGS,
+    SCORINGS,
+    check_layer,
+    describe_poolings,
+    evaluate_tatoeba,
+    load_retrieval_config,
+    load_retrieval_model,
+    load_retrieval_tokenizer,
+)
+from evaluation.tatoeba import load_tatoeba_languages  # noqa: E402
+from trainer.data import DataError  # noqa: E402
+from trainer.output_folder import OutputFolderError  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -197,150 +200,28 @@ def parse_args(argv: list[str] | None = None) -> RetrievalArguments:
     return arguments
 
 
-def _language_list(languages) -> str:
-    languages = sorted(languages)
-    return ", ".join(languages[:30]) + (f", ... ({len(languages)} in all)" if len(languages) > 30 else "")
-
-
-def check_output_dir(arguments, own_files: tuple[str, ...] = RETRIEVAL_FILES) -> None:
-    """The rule of every script (trainer/output_folder.py), stricter on other files: a folder holding anything (a
-    previous evaluation, other files) is refused unless --overwrite_output_dir, which writes the results beside
-    the other files; never the folder of the model or tokenizer read. `own_files`: the script's results."""
-    check_output_folder(
-        arguments.output_dir,
-        reads={"--model_name_or_path": arguments.model_name_or_path, "--tokenizer_name": arguments.tokenizer_name},
-        overwrite=arguments.overwrite_output_dir,
-        outputs=RunOutputs(files=own_files, checkpoints=False, others_count=True),
-    )
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device {name}: unknown device. Use auto, cpu, cuda or cuda:N.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine. Use --device cpu (or auto).")
-    return device
-
-
-def load_config(name_or_path: str) -> InfoXLMConfig:
-    """The checkpoint's config as InfoXLM's (an `xlm-roberta` one gets the XLCO defaults: xlco_layer = 2/3 depth)."""
-    # A Hub id is `name` or `owner/name` (the rule of run_pretrain.py); anything else must be an existing folder, so
-    # a mistyped path is reported as missing rather than as a failed download.
-    looks_like_a_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
-    if not os.path.isdir(name_or_path) and (looks_like_a_path or os.path.exists(name_or_path)):
-        problem = "a file, not a model folder" if os.path.exists(name_or_path) else "no such folder"
-        raise ConfigError(
-            f"--model_name_or_path {name_or_path}: {problem} ({os.path.abspath(name_or_path)}). Pass a folder "
-            "written by save_pretrained (config.json + weights), e.g. outputs/<run>/model, or a Hub model id."
-        )
-    if os.path.isdir(name_or_path) and not os.path.isfile(os.path.join(name_or_path, "config.json")):
-        raise ConfigError(
-            f"--model_name_or_path {name_or_path}: no config.json in that folder. Pass a folder written by "
-            "save_pretrained (config.json + weights), e.g. outputs/<run>/model."
-        )
-    try:
-        return InfoXLMConfig.from_pretrained(name_or_path)
-    except (OSError, ValueError) as error:
-        local = (
-            "" if os.path.exists(name_or_path) else " (no local folder of that name, so it was looked up on the Hub)"
-        )
-        raise ConfigError(
-            f"--model_name_or_path {name_or_path}{local}: cannot read an infoxlm or xlm-roberta config: "
-            f"{str(error).strip()}"
-        ) from None
-
-
-def load_tokenizer(tokenizer_name: str | None, model_name_or_path: str, config) -> "PreTrainedTokenizerBase":
-    """The model's tokenizer (`tokenizer_name`, else the checkpoint's); a missing or too large one raises ConfigError."""
-    tokenizer_source = tokenizer_name or model_name_or_path
-    check_tokenizer_folder(tokenizer_source, "--tokenizer_name" if tokenizer_name else "--model_name_or_path")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    except (OSError, ValueError) as error:
-        option = "--tokenizer_name" if tokenizer_name else "--model_name_or_path"
-        raise ConfigError(
-            f"{option} {tokenizer_source}: cannot load a tokenizer ({str(error).strip()}). Pass --tokenizer_name "
-            "with the model's tokenizer."
-        ) from None
-    # transformers builds a tokenizer of special tokens only from a folder without tokenizer files: every word
-    # would become <unk>, and every score chance.
-    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
-        raise ConfigError(
-            f"{'--tokenizer_name' if tokenizer_name else '--model_name_or_path'} {tokenizer_source}: no "
-            "tokenizer files there (only special tokens were found). Pass --tokenizer_name with the model's tokenizer."
-        )
-    if len(tokenizer) > config.vocab_size:
-        raise ConfigError(
-            f"--tokenizer_name {tokenizer_source}: {len(tokenizer):,} tokens but the model's vocab_size is "
-            f"{config.vocab_size:,}, so some ids have no embedding. Use the model's own tokenizer."
-        )
-    return tokenizer
-
-
-def load_eval_pairs(arguments: RetrievalArguments) -> dict[str, tuple[list[str], list[str]]]:
-    """The eval split of every requested language; bad folders, languages and files raise before any model work."""
-    tatoeba_dir = arguments.tatoeba_dir
-    if not os.path.isdir(tatoeba_dir):
-        raise ConfigError(
-            f"--tatoeba_dir {tatoeba_dir}: no such folder ({os.path.abspath(tatoeba_dir)}). Pass the folder of "
-            "tatoeba.<xx>-eng.<xx> + tatoeba.<xx>-eng.eng files, e.g. ../shared/data/tatoeba."
-        )
-    files = find_tatoeba_languages(tatoeba_dir, arguments.heldout_every)
-    for option, requested in (
-        ("--languages", arguments.languages or []),
-        ("--mono_only_languages", arguments.mono_only_languages),
-    ):
-        missing = [language for language in requested if language not in files]
-        if missing:
-            raise ConfigError(
-                f"{option}: no files for {', '.join(missing)} in {tatoeba_dir}. Add tatoeba.<xx>-eng.<xx> + "
-                f"tatoeba.<xx>-eng.eng there or leave it out; the folder has: {_language_list(files)}."
-            )
-    selected = arguments.languages or sorted(files)
-    pairs = load_tatoeba_eval({language: files[language] for language in selected}, arguments.heldout_every)
-    skipped = [language for language in arguments.mono_only_languages if language not in pairs]
-    if skipped:
-        logger.info(f"--mono_only_languages {', '.join(skipped)}: not in --languages, not evaluated")
-    return pairs
-
-
 def main(args: list[str] | None = None) -> dict:
     """Runs the evaluation; `args` defaults to the command line. Returns the content of `retrieval.json`."""
     arguments = parse_args(args)
     log_to_stdout(logger)
 
     # Everything is checked before the model is loaded, so bad input fails in seconds and writes nothing.
-    check_output_dir(arguments)
-    tokenizer_source = arguments.tokenizer_name or arguments.model_name_or_path
-    check_tokenizer_folder(
-        tokenizer_source, "--tokenizer_name" if arguments.tokenizer_name else "--model_name_or_path"
-    )
+    model_path = arguments.model_name_or_path
+    tokenizer_source = arguments.tokenizer_name or model_path
+    reads = {"--model_name_or_path": model_path, "--tokenizer_name": arguments.tokenizer_name}
+    check_report_folder(arguments.output_dir, reads, arguments.overwrite_output_dir)
     device = resolve_device(arguments.device)
-    config = load_config(arguments.model_name_or_path)
-    layer = config.xlco_layer if arguments.layer is None else arguments.layer
-    if not 0 <= layer <= config.num_hidden_layers:
-        raise ConfigError(
-            f"--layer {layer}: out of range for a {config.num_hidden_layers}-layer encoder. Pass 0.."
-            f"{config.num_hidden_layers} (0: the embedding output), or leave it out for xlco_layer "
-            f"({config.xlco_layer})."
-        )
-    positions = usable_positions(config)
-    if positions is not None and arguments.max_length > positions:
-        raise ConfigError(
-            f"--max_length {arguments.max_length}: more tokens than the model's {positions} positions "
-            f"(max_position_embeddings={config.max_position_embeddings}). Pass --max_length {positions} or less."
-        )
-    pairs = load_eval_pairs(arguments)
+    config = load_retrieval_config(model_path)
+    tokenizer = load_retrieval_tokenizer(arguments.tokenizer_name, model_path, config)
+    layer = check_layer(arguments.layer, config)
+    check_sequence_length(config, arguments.max_length, "--max_length")
+    pairs = load_tatoeba_languages(
+        arguments.tatoeba_dir, arguments.languages, arguments.mono_only_languages, arguments.heldout_every
+    )
 
-    tokenizer = load_tokenizer(arguments.tokenizer_name, arguments.model_name_or_path, config)
-    try:
-        model, projection = load_retrieval_model(arguments.model_name_or_path, device)
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"--model_name_or_path {arguments.model_name_or_path}: {str(error).strip()}") from None
+    model, projection = load_pretrained(
+        lambda: load_retrieval_model(model_path, device), model_path, "--model_name_or_path"
+    )
     descriptions = {
         pooling: text
         for pooling, text in describe_poolings(layer, config.xlco_layer, projection).items()
@@ -349,7 +230,7 @@ def main(args: list[str] | None = None) -> dict:
     if projection != "trained" and "xlco" in arguments.pooling:
         logger.warning(f"xlco vector = {descriptions['xlco']}")
     logger.info(
-        f"{arguments.model_name_or_path}: {len(pairs)} languages, {sum(len(s) for s, _ in pairs.values())} eval "
+        f"{model_path}: {len(pairs)} languages, {sum(len(s) for s, _ in pairs.values())} eval "
         f"pairs, layer {layer} of {config.num_hidden_layers}, on {device}"
     )
 
@@ -372,7 +253,7 @@ def main(args: list[str] | None = None) -> dict:
         min_pairs=arguments.min_pairs,
         setting=arguments.setting,
         margin_k=arguments.margin_k,
-        model_name_or_path=arguments.model_name_or_path,
+        model_name_or_path=model_path,
         tokenizer=tokenizer_source,
         tatoeba_dir=arguments.tatoeba_dir,
         heldout_every=arguments.heldout_every,

@@ -10,7 +10,7 @@ from transformers import (
     AutoModelForTokenClassification,
 )
 
-from .configuration_infoxlm import InfoXLMConfig
+from .configuration_infoxlm import InfoXLMConfig, usable_positions
 from .modeling_infoxlm import (
     InfoXLMForMaskedLM,
     InfoXLMForPreTraining,
@@ -53,5 +53,6 @@ __all__ = [
     "InfoXLMForQuestionAnswering",
     "export_as_xlm_roberta",
     "masked_lm_logits_and_loss",
+    "usable_positions",
     "xlco_sentence_vector",
 ]

@@ -118,4 +118,20 @@ class InfoXLMConfig(XLMRobertaConfig):
         return config_dict, kwargs
 
 
-__all__ = ["InfoXLMConfig"]
+# Model types whose position ids start after the padding index (fairseq's RoBERTa convention): XLM-R's
+# max_position_embeddings of 514 holds 512 tokens.
+PADDING_OFFSET_MODEL_TYPES = ("infoxlm", "xlm-roberta", "roberta", "camembert", "xlm-roberta-xl")
+
+
+def usable_positions(config) -> int | None:
+    """How many tokens one sequence of this model may hold (None if the config does not say)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None:
+        return None
+    if getattr(config, "model_type", None) in PADDING_OFFSET_MODEL_TYPES:
+        pad = getattr(config, "pad_token_id", None)
+        positions -= (pad if pad is not None else 1) + 1
+    return positions
+
+
+__all__ = ["InfoXLMConfig", "usable_positions"]

@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaModel
 
+from .configuration_infoxlm import usable_positions
+
 POOLING_MODES = ("cls", "mean")
 PROJECTION_WEIGHT = "xlco_proj.weight"
 
@@ -41,12 +43,6 @@ def _sentence_transformers_modules():
             f"Exporting a sentence encoder needs sentence-transformers ({error}): pip install sentence-transformers"
         ) from None
     return SentenceTransformer, Transformer, Pooling, Dense
-
-
-def usable_positions(config) -> int:
-    """Tokens per sequence: XLM-R's positions start after the padding index (514 positions hold 512 tokens)."""
-    pad = config.pad_token_id if config.pad_token_id is not None else 1
-    return config.max_position_embeddings - pad - 1
 
 
 def truncated_xlm_roberta(encoder: torch.nn.Module, config, layer: int) -> XLMRobertaModel:

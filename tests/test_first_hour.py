@@ -22,6 +22,7 @@ from pretraining_stream import tiny_trainer
 from transformers import TrainerCallback
 
 import run_xnli
+from evaluation.xnli_report import accuracy_figure
 from trainer.checkpoints import latest_complete_checkpoint, resolve_resume_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -445,7 +446,7 @@ def test_xnli_chart_legend_names_the_training_language_and_labels_stay_readable(
         "sw": {"test": {"accuracy": 0.5}},
     }
     averages = {"test": {"all": {"accuracy": 0.5}}}
-    figure = run_xnli.accuracy_figure(results, averages, "en", 3, "XNLI")
+    figure = accuracy_figure(results, averages, "en", 3, "XNLI")
     (axes,) = figure.axes
     legend = [text.get_text() for text in axes.get_legend().get_texts()]
     assert legend[:2] == ["en (training language)", "zero-shot"] and "average 50.0" in legend

@@ -18,8 +18,9 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
 
 import run_retrieval
+from evaluation.reports import retrieval_report
+from evaluation.retrieval import encode, load_retrieval_model
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
-from trainer.retrieval import encode, load_retrieval_model, retrieval_report
 
 REPO = Path(__file__).resolve().parents[1]
 ENGLISH_WORDS, FRENCH_WORDS, GERMAN_WORDS = WORDS[:20], WORDS[20:38], WORDS[38:]

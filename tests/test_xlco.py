@@ -198,7 +198,7 @@ def test_key_encoder_ema_matches_per_tensor_loop():
 
 
 def test_retrieval_accuracy_counts_nearest_neighbours_by_cosine_both_ways():
-    from trainer.retrieval import evaluate_retrieval, retrieval_accuracy
+    from evaluation.retrieval import evaluate_retrieval, retrieval_accuracy
 
     source = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     # Target row 2 points almost along source row 0: nearest by angle, whatever the lengths.

@@ -23,8 +23,9 @@ from transformers import (
     XLMRobertaForSequenceClassification,
 )
 
-import run_xnli
-from run_xnli import XNLIInputError, classification_metrics, load_local_split, main, read_nli_file
+from evaluation import xnli_report
+from evaluation.xnli import XNLIInputError, XNLITrainer, classification_metrics, load_local_split, read_nli_file
+from run_xnli import main
 
 REPO = Path(__file__).resolve().parents[1]
 MASK_ID = 4  # `<mask>` of the tiny tokenizer: never in the inputs, so its embedding row gets no gradient
@@ -371,13 +372,13 @@ def test_hub_dataset_wiring_with_mocked_load_dataset(tmp_path, monkeypatch, tiny
 
     monkeypatch.setattr("datasets.load_dataset", load_dataset)
     selection_sizes = []
-    evaluate = run_xnli.XNLITrainer.evaluate
+    evaluate = XNLITrainer.evaluate
 
     def spy(self, eval_dataset=None, **kwargs):
         selection_sizes.append(len(eval_dataset if eval_dataset is not None else self.eval_dataset))
         return evaluate(self, eval_dataset, **kwargs)
 
-    monkeypatch.setattr(run_xnli.XNLITrainer, "evaluate", spy)
+    monkeypatch.setattr(XNLITrainer, "evaluate", spy)
     output_dir = tmp_path / "out"
     report = main([
         "--model_name_or_path", str(tiny_infoxlm_checkpoint),
@@ -411,7 +412,7 @@ def test_push_to_hub_uploads_output_dir_with_model_card(tmp_path, monkeypatch, t
         def upload_folder(self, **kwargs):
             uploads.append(kwargs)
 
-    monkeypatch.setattr(run_xnli, "HfApi", FakeApi)
+    monkeypatch.setattr(xnli_report, "HfApi", FakeApi)
     output_dir = tmp_path / "out"
     args = xnli_args(tiny_infoxlm_checkpoint, tiny_xnli_dir, output_dir, "--max_steps", "2", *NO_SELECTION)
     main([*args, "--push_to_hub", "--hub_model_id", "someone/xnli-tiny"])

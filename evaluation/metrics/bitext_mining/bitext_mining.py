@@ -26,7 +26,7 @@ Returns:
     best_threshold, precision, recall, f1, mined (pairs kept at the best threshold), and with `threshold`:
     threshold_precision, threshold_recall, threshold_f1, threshold_mined.
 Examples:
-    >>> metric = evaluate.load("trainer/metrics/bitext_mining")
+    >>> metric = evaluate.load("evaluation/metrics/bitext_mining")
     >>> metric.compute(predictions=[1.3, 1.2, 1.05], references=[1, 1, 0], gold_pairs=3)["f1"]
     0.8
 """

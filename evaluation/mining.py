@@ -1,6 +1,6 @@
 """
-Margin-based scoring of sentence pairs (Artetxe & Schwenk, 2019), as LASER and XTREME's BUCC use it, and the pairs
-it mines from two monolingual sets.
+Bitext mining: margin-based scoring of sentence pairs (Artetxe & Schwenk, 2019), as LASER and XTREME's BUCC use
+it, the pairs it mines from two monolingual sets, and BUCC-style scoring of those pairs against gold pairs.
 
 The ratio margin of a candidate pair (x, y) is its cosine similarity divided by the average similarity of each side
 to its k nearest neighbours on the other side:
@@ -11,10 +11,21 @@ A sentence close to everything (a "hub") gets a large denominator, so its simila
 the candidates of a sentence are its k nearest neighbours by cosine, and its best match is the candidate with the
 highest margin. Neighbours are found by exact search in blocks of `block_size` rows (no faiss: exact search over
 tens of thousands of sentences is seconds, and it keeps the dependency list short).
+
+BUCC's files: two monolingual `id<TAB>sentence` files and a gold `source_id<TAB>target_id` file (the BUCC
+2017/2018 shared task's formats); mined pairs are scored with the `bitext_mining` evaluate module
+(evaluation/metrics/).
 """
+
+import os
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
+
+from trainer.data import DataError
+
+from .metrics import load_metric
 
 MARGIN_K = 4  # LASER's and XTREME's BUCC setting
 
@@ -93,3 +104,91 @@ def mine_pairs(
     for j, (i, score) in enumerate(zip(backward_idx.tolist(), backward_margin.tolist())):
         pairs[(i, j)] = max(score, pairs.get((i, j), score))
     return sorted(((i, j, score) for (i, j), score in pairs.items()), key=lambda pair: (-pair[2], pair[0], pair[1]))
+
+
+def read_id_sentences(path: str | os.PathLike, option: str) -> tuple[list[str], list[str]]:
+    """`(ids, sentences)` of an `id<TAB>sentence` file; a malformed line, blank field or repeated id raises DataError."""
+    ids, sentences, seen = [], [], set()
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            identifier, tab, sentence = line.partition("\t")
+            if not tab or not identifier.strip() or not sentence.strip():
+                raise DataError(
+                    f"{option} {path}, line {number}: expected `id<TAB>sentence` (BUCC's format), got {line[:80]!r}. "
+                    "Fix the line or remove it."
+                )
+            if identifier in seen:
+                raise DataError(
+                    f"{option} {path}, line {number}: id {identifier!r} appears twice; ids must be unique."
+                )
+            seen.add(identifier)
+            ids.append(identifier)
+            sentences.append(sentence)
+    if not ids:
+        raise DataError(f"{option} {path}: no `id<TAB>sentence` line; pass a BUCC-style sentence file.")
+    return ids, sentences
+
+
+def read_gold_pairs(path: str | os.PathLike, source_ids: list[str], target_ids: list[str]) -> set[tuple[str, str]]:
+    """The gold `source_id<TAB>target_id` pairs; a malformed line or an id missing from its file raises DataError."""
+    sources, targets, gold = set(source_ids), set(target_ids), set()
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\n").rstrip("\r").split("\t")
+            if len(fields) != 2:
+                raise DataError(
+                    f"--gold_file {path}, line {number}: expected `source_id<TAB>target_id`, got {line.strip()[:80]!r}."
+                )
+            source, target = fields
+            for identifier, known, option in ((source, sources, "--source_file"), (target, targets, "--target_file")):
+                if identifier not in known:
+                    raise DataError(
+                        f"--gold_file {path}, line {number}: id {identifier!r} is not in {option}. Pass the gold "
+                        "file of these sentence files."
+                    )
+            gold.add((source, target))
+    if not gold:
+        raise DataError(f"--gold_file {path}: no gold pair; pass a BUCC-style gold file (source_id<TAB>target_id).")
+    return gold
+
+
+def mine_and_score(
+    source_vectors: torch.Tensor,
+    target_vectors: torch.Tensor,
+    source_ids: list[str],
+    target_ids: list[str],
+    gold: set[tuple[str, str]],
+    threshold: float | None = None,
+    margin_k: int = MARGIN_K,
+) -> tuple[list[dict], dict]:
+    """
+    Mines candidate pairs by margin and scores them against `gold`.
+
+    Returns:
+        (candidates: [{"source_id", "target_id", "margin", "gold"}, ...] by descending margin, scores of the
+        `bitext_mining` module: best_threshold, precision, recall, f1, mined, and the same at `threshold`).
+    """
+    candidates = [
+        {"source_id": source_ids[i], "target_id": target_ids[j], "margin": score}
+        for i, j, score in mine_pairs(source_vectors, target_vectors, margin_k)
+    ]
+    for candidate in candidates:
+        candidate["gold"] = (candidate["source_id"], candidate["target_id"]) in gold
+    scores = load_metric("bitext_mining").compute(
+        predictions=[candidate["margin"] for candidate in candidates],
+        references=[int(candidate["gold"]) for candidate in candidates],
+        gold_pairs=len(gold),
+        threshold=threshold,
+    )
+    return candidates, scores
+
+
+def write_candidates(path: str | os.PathLike, candidates: list[dict]) -> None:
+    """`source_id<TAB>target_id<TAB>margin<TAB>gold` per line, highest margin first."""
+    lines = [f"{c['source_id']}\t{c['target_id']}\t{c['margin']:.6f}\t{int(c['gold'])}\n" for c in candidates]
+    Path(path).write_text("source_id\ttarget_id\tmargin\tgold\n" + "".join(lines), encoding="utf-8")

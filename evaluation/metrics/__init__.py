@@ -2,7 +2,7 @@
 The metrics of our scripts as `evaluate` modules, one folder each (`<name>/<name>.py`): `nli_classification`
 (run_xnli.py), `retrieval_accuracy` (run_retrieval.py and the training callback) and `bitext_mining`
 (run_mining.py). `evaluate.load(<folder>)` loads them from disk without the network, and each folder can be pushed
-to the Hub as it is. `evaluate` is imported on first use only, so `import trainer` stays fast.
+to the Hub as it is. `evaluate` is imported on first use only, so `import evaluation` stays fast.
 """
 
 import functools

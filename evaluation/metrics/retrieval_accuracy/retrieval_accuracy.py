@@ -22,7 +22,7 @@ Returns:
     accuracy (`float`): correct / total (0.0 for no queries).
     correct (`int`), total (`int`).
 Examples:
-    >>> metric = evaluate.load("trainer/metrics/retrieval_accuracy")
+    >>> metric = evaluate.load("evaluation/metrics/retrieval_accuracy")
     >>> metric.compute(predictions=[0, 2, 2], references=[0, 1, 2])
     {'accuracy': 0.6666666666666666, 'correct': 2, 'total': 3}
 """

@@ -22,7 +22,7 @@ Args:
 Returns:
     accuracy, macro_f1, examples, per_class ({name: {precision, recall, f1, support}}), confusion_matrix.
 Examples:
-    >>> metric = evaluate.load("trainer/metrics/nli_classification")
+    >>> metric = evaluate.load("evaluation/metrics/nli_classification")
     >>> metric.compute(predictions=[0, 1, 2, 1], references=[0, 1, 1, 1],
     ...                label_names=["entailment", "neutral", "contradiction"])["accuracy"]
     0.75
