@@ -52,7 +52,6 @@ from trainer import (  # noqa: E402
     InfoXLMDataCollator,
     InfoXLMTrainer,
     InfoXLMTrainingArguments,
-    RetrievalEvaluationCallback,
     build_pretraining_dataset,
     format_summary,
     load_parallel_pairs,
@@ -63,6 +62,7 @@ from trainer import (  # noqa: E402
 from trainer.checkpoints import resolve_resume_checkpoint  # noqa: E402
 from trainer.launch_checks import has_accelerator  # noqa: E402
 from trainer.output_folder import OutputFolderError, check_output_folder, remove_previous_run  # noqa: E402
+from trainer.retrieval_callback import RetrievalEvaluationCallback  # noqa: E402
 
 logger = logging.getLogger("run_pretrain")
 

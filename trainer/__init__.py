@@ -1,5 +1,6 @@
 """InfoXLM pretraining: `InfoXLMTrainer` and the XLCO pieces it owns (key encoder, negative queue, loss, momentum),
-the retrieval callback (its evaluation is in the `evaluation` package), and the data pipeline in `trainer.data`."""
+the data pipeline in `trainer.data`, and the retrieval callback (`trainer.retrieval_callback`, which uses the
+`evaluation` package and is not imported here: `evaluation` itself imports `trainer.data`)."""
 
 from .data import (
     DataArguments,
@@ -17,7 +18,6 @@ from .infoxlm_trainer import CheckpointError, InfoXLMTrainer
 from .key_encoder import KeyEncoder
 from .momentum import MomentumSchedule
 from .negative_queue import NegativeQueue
-from .retrieval_callback import RetrievalEvaluationCallback
 from .training_args import InfoXLMTrainingArguments
 from .xlco_loss import xlco_loss
 
@@ -31,7 +31,6 @@ __all__ = [
     "KeyEncoder",
     "MomentumSchedule",
     "NegativeQueue",
-    "RetrievalEvaluationCallback",
     "build_pretraining_dataset",
     "format_summary",
     "load_heldout_pairs",
