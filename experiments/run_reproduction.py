@@ -41,12 +41,13 @@ from matplotlib.figure import Figure
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from evaluation.retrieval import POOLINGS  # noqa: E402
+from evaluation.tatoeba import find_tatoeba_languages  # noqa: E402
 from trainer import load_parallel_pairs, train_tokenizer  # noqa: E402
 
 logger = logging.getLogger("reproduction")
 OBJECTIVE_LOSSES = ("mlm_loss", "tlm_loss", "xlco_loss")
 SHORTCUT_CHECK = ("xlco_positive_minus_queue", "xlco_fresh_minus_queue", "xlco_in_batch_accuracy", "xlco_key_drift")
-POOLINGS = ("xlco", "mean")
 STAGE1 = "stage1"
 
 
@@ -109,7 +110,7 @@ def load_config(args) -> dict:
     if unknown:
         raise SystemExit(f"--variants {sorted(unknown)}: not in {args.config} (have {sorted(config['variants'])}).")
     tatoeba = config["shared_data"] / "tatoeba"
-    languages = sorted({path.name.split(".")[1].split("-")[0] for path in tatoeba.glob("tatoeba.*-eng.eng")})
+    languages = sorted(find_tatoeba_languages(tatoeba))
     missing = set(config["mono_only_languages"]) - set(languages)
     if missing:
         raise SystemExit(f"{args.config}: mono_only_languages {sorted(missing)} have no files in {tatoeba}.")
