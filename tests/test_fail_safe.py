@@ -200,6 +200,8 @@ XNLI_CASES = {
     "model folder without tokenizer": (lambda w, m, o, d: xnli_args(w, w / "no_tokenizer", o, d),
                                        ["no_tokenizer: no tokenizer files there", "--tokenizer_name"]),
     "config file: a list": (lambda w, m, o, d: [str(w / "list.yaml")], ["list.yaml: holds a list"]),
+    "model folder missing": (lambda w, m, o, d: xnli_args(w, w / "no" / "such" / "model", o, d),
+                             ["--model_name_or_path", "model: no such folder", "or a Hub id"]),
     "resume: checkpoint lacks optimizer.pt": (
         lambda w, m, o, d: xnli_args(w, m, w / "no_optimizer", d, "--do_train", "--resume_from_checkpoint",
                                      str(w / "no_optimizer" / "checkpoint-2")),

@@ -6,6 +6,7 @@ metrics as offline `evaluate` modules, and run_mining.py on gold pairs hidden am
 import json
 import math
 import random
+import runpy
 import subprocess
 import sys
 
@@ -231,6 +232,24 @@ def test_mining_bad_input_exits_2_with_one_line(tmp_path, bucc_like):
     assert completed.returncode == 2, completed.stderr
     assert completed.stderr.strip().count("\n") == 0 and "line 2" in completed.stderr and "bad.tsv" in completed.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_mining_refuses_a_folder_holding_other_files_in_one_line(tmp_path, bucc_like, monkeypatch, capsys):
+    """The output-folder rule of every script, with its one-line refusal (not a traceback) and nothing written."""
+    d = bucc_like
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine\n")
+    args = ["--model_name_or_path", str(d / "model"), "--source_file", str(d / "source.tsv"), "--target_file",
+            str(d / "target.tsv"), "--gold_file", str(d / "gold.tsv"), "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["run_mining.py", *args])
+    monkeypatch.delenv("INFOXLM_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(REPO / "run_mining.py"), run_name="__main__")
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "Traceback" not in err, err[-2000:]
+    assert err.strip().count("\n") == 0 and err.startswith("run_mining.py: error: --output_dir"), err
+    assert "already holds other files (notes.txt)" in err and "--overwrite_output_dir" in err, err
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["notes.txt"]
 
 
 @pytest.mark.parametrize(
