@@ -1,5 +1,7 @@
 """
-What every command-line script of this repository shares: how it reads its arguments and how it ends on bad input.
+What every command-line script of this repository shares: how it reads its arguments, the checks it makes before
+loading a model (a model, config or tokenizer folder that is missing or damaged, a loading failure, a sequence length
+beyond the model's positions, `--device`), and how it ends on bad input.
 
 A data, config or checkpoint error ends the script with one clean message on stderr (`<script>: error: ...`, the
 format of argparse's own errors) and exit status 2, without a traceback: the message already names the file or

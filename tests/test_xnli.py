@@ -1,7 +1,7 @@
 """
-run_xnli.py: reading local data and its errors, metrics, the zero-shot end-to-end run on generated data (InfoXLM and
-XLM-R checkpoints) and on ../shared/data/xnli, LoRA, the Hub dataset path and Hub upload (mocked), config files, and
-the exit code on bad input.
+XNLI (evaluation/xnli.py, evaluation/xnli_report.py, run_xnli.py): reading local data and its errors, metrics, the
+zero-shot end-to-end run on generated data (InfoXLM and XLM-R checkpoints) and on ../shared/data/xnli, LoRA, the Hub
+dataset path and Hub upload (mocked), config files, and the exit code on bad input.
 """
 
 import json
