@@ -14,9 +14,9 @@ from pathlib import Path
 
 import datasets
 import pytest
+from helpers import WORDS
 
 import run_pretrain
-from tests.conftest import WORDS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SCALED_DOWN = {

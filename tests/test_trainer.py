@@ -2,11 +2,10 @@
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 import torch
-from pretraining_stream import StopAfter, assert_same, run_torchrun, snapshot, tiny_infoxlm, tiny_trainer
+from helpers import WORKERS, StopAfter, assert_same, run_torchrun, snapshot, tiny_infoxlm, tiny_trainer
 from safetensors.torch import load_file
 from transformers import AutoModel, TrainerCallback
 
@@ -189,7 +188,7 @@ def test_objectives_can_be_switched_off(tmp_path, tiny_tokenizer):
         tiny_trainer(tiny_tokenizer, tmp_path, objectives="mlm,nsp")
 
 
-WORKER = Path(__file__).with_name("ddp_worker.py")
+WORKER = WORKERS / "ddp_worker.py"
 
 
 @pytest.mark.slow
