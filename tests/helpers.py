@@ -61,21 +61,15 @@ def tiny_config(config_class, vocab_size: int, **overrides):
     return config_class(vocab_size=vocab_size, **{**fields, **overrides})
 
 
-# The trainer tests' model: hidden 16 and 3 layers, so that the XLCO layer (2) is not the last one.
-TRAINER_MODEL = dict(
-    hidden_size=16,
-    num_hidden_layers=3,
-    intermediate_size=32,
-    max_position_embeddings=64,
-    xlco_layer=2,
-    xlco_queue_size=16,
-)
+# The trainer tests' model: hidden 16 and 3 layers, so that the XLCO layer (2) is not the last one; a queue of 16.
+TRAINER_MODEL = dict(hidden_size=16, num_hidden_layers=3, intermediate_size=32, xlco_layer=2, xlco_queue_size=16)
 
 
 def tiny_infoxlm(vocab_size: int, seed: int = 0, **overrides) -> InfoXLMForPreTraining:
     """A freshly initialised (under `seed`) InfoXLMForPreTraining of the trainer tests' shape."""
     torch.manual_seed(seed)
-    return InfoXLMForPreTraining(tiny_config(InfoXLMConfig, vocab_size, **{**TRAINER_MODEL, **overrides}))
+    config = tiny_config(InfoXLMConfig, vocab_size, **{**TRAINER_MODEL, "max_position_embeddings": 64, **overrides})
+    return InfoXLMForPreTraining(config)
 
 
 def save_tiny_checkpoint(kind: str, directory: Path, tokenizer, save_tokenizer: bool = True, **overrides) -> Path:
@@ -390,7 +384,7 @@ def reference_vectors(model, tokenizer, sentences, layer: int, projection=None) 
 
 
 def write_tiny_workspace(root: Path) -> Path:
-    """`root/tokenizer`, `root/config` (the trainer tests' model with 32 usable positions), `root/mono/{en,fr}.txt`
+    """`root/tokenizer`, `root/config` (the trainer tests' model, 32 usable positions), `root/mono/{en,fr}.txt`
     (60 lines each) and `root/parallel/tiny.en-fr.tsv` (40 pairs)."""
     tokenizer = build_tiny_tokenizer()
     tokenizer.save_pretrained(root / "tokenizer")

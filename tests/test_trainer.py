@@ -193,7 +193,7 @@ WORKER = WORKERS / "ddp_worker.py"
 
 @pytest.mark.slow
 def test_two_processes_stay_identical_and_skip_a_nan_on_one_rank_together(tmp_path):
-    """2 ranks (gloo), bf16, 3 updates; rank 1 alone has a NaN loss at update 2 (tests/ddp_worker.py)."""
+    """2 ranks (gloo), bf16, 3 updates; rank 1 alone has a NaN loss at update 2 (tests/workers/ddp_worker.py)."""
     result = run_torchrun(WORKER, tmp_path, port=29517)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert "Non-finite loss at update 2" in result.stdout + result.stderr

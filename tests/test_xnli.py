@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
-from helpers import XNLI_LABELS, XNLI_WORDS, build_tiny_tokenizer, tiny_config, tiny_xnli_rows
+from helpers import (
+    XNLI_LABELS,
+    XNLI_WORDS,
+    build_tiny_tokenizer,
+    save_tiny_checkpoint,
+    tiny_config,
+    tiny_xnli_rows,
+)
 from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import (
@@ -447,14 +454,8 @@ def test_single_config_file_argument(suffix, tmp_path, tiny_xnli_dir, tiny_infox
 @pytest.mark.slow
 def test_tiny_infoxlm_on_shared_xnli(tmp_path, shared_data, capsys):
     """A tiny random InfoXLM with the real XLM-R tokenizer trains on en.dev.tsv and is tested on en and sw."""
-    from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
-
     tokenizer = AutoTokenizer.from_pretrained(shared_data / "xlmr-tokenizer")
-    config = tiny_config(InfoXLMConfig, len(tokenizer), xlco_layer=1, xlco_queue_size=64)
-    checkpoint = tmp_path / "tiny-infoxlm"
-    torch.manual_seed(0)
-    InfoXLMForPreTraining(config).save_pretrained(checkpoint)
-    tokenizer.save_pretrained(checkpoint)
+    checkpoint = save_tiny_checkpoint("infoxlm", tmp_path / "tiny-infoxlm", tokenizer)
 
     xnli = shared_data / "xnli"
     output_dir = tmp_path / "out"
