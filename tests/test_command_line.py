@@ -116,7 +116,7 @@ def test_accelerate_launch_that_would_start_one_process_is_refused(workspace, tm
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Smaller items
+# Imports: a foreign `trainer` package on the path
 
 
 def test_a_foreign_trainer_package_is_named(tmp_path):
