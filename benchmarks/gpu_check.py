@@ -18,9 +18,9 @@ Parts, in order (each prints one PASS/FAIL line with its numbers; --parts runs a
                           update 2 equal those after update 1 (bitwise); update 3 trains on, finite
   gradient_checkpointing  the same step with and without: same loss, gradients within tolerance, peak memory saved
   step_time               ours (InfoXLMTrainer, MLM+TLM+XLCO, queue 131,072) against 🤗 XLMRobertaForMaskedLM under the
-                          stock Trainer on the same MLM+TLM batches (benchmarks/step_time.py's variants), base and
-                          large, seq 512, batch 16, bf16: step ratio, tokens/s, model FLOP/s against a bf16 matmul
-                          peak measured in the same run, peak memory
+                          stock Trainer on the same MLM+TLM batches (benchmarks/step_time.py's variants, from
+                          step_variants.py), base and large, seq 512, batch 16, bf16: step ratio, tokens/s, model
+                          FLOP/s against a bf16 matmul peak measured in the same run, peak memory
   data_supply             items/s one rank's loader produces at world size 8 (benchmarks/data_throughput.py's
                           `rank_items_per_second`) against the items/s the GPU consumed in step_time
   run_pretrain            `run_pretrain.py --bf16` end to end with a checkpoint, then a resume in a new process
@@ -31,6 +31,7 @@ Under --smoke each part runs on the CPU at tiny shapes: the parity part then com
 memory numbers are not measured, and torch.compile uses the eager backend (TorchDynamo's capture alone: graph breaks
 and recompiles are still counted, without minutes of compilation on a CPU). The exit
 status is 0 if every part passed, 1 otherwise; the JSON (--output) holds every number, and a failed part's traceback.
+The numerical parts (parity, nonfinite_skip, gradient_checkpointing, compile) are in benchmarks/gpu_check_numerics.py.
 """
 
 import argparse
