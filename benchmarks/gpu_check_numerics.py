@@ -2,7 +2,6 @@
 with gradient checkpointing and under torch.compile, and does a non-finite loss leave the state untouched?
 Each part returns {"numbers", "line", "passed"} (gpu_check.py's docstring says what each checks)."""
 
-import argparse
 import statistics
 import tempfile
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import torch
 from measurement import GIB, cuda_peak_since, cuda_peak_start, interleaved_seconds
 from transformers import TrainerCallback
-from workloads import collate_batches, model_inputs, move, pretraining_dataset, random_infoxlm
+from workloads import data_dir_batches, model_inputs, move, pretraining_dataset, random_infoxlm
 
 from trainer import InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments, KeyEncoder
 
@@ -43,15 +42,7 @@ def quiet_training_args(output_dir: str, args, **fields) -> InfoXLMTrainingArgum
 
 def check_batches(args, tokenizer, max_seq_length: int, batch_size: int, count: int) -> list[dict]:
     """`count` collated batches from --data_dir's mono/ and tatoeba/ (seed 0)."""
-    data = Path(args.data_dir)
-    corpora = argparse.Namespace(
-        mono_data=[str(data / "mono")],
-        parallel_data=[str(data / "tatoeba")],
-        max_seq_length=max_seq_length,
-        batch_size=batch_size,
-        seed=0,
-    )
-    return collate_batches(corpora, tokenizer, count)
+    return data_dir_batches(tokenizer, Path(args.data_dir), max_seq_length, batch_size, count)
 
 
 # ------------------------------------------------------------------------------------------------ the parts

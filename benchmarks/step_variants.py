@@ -199,27 +199,16 @@ class Ours:
 
     def instrumented(self, batch: dict, watch: Stopwatch) -> None:
         trainer, model = self.trainer, self.model
-        mlm, tlm, xlco = batch["mlm"], batch["tlm"], batch["xlco"]
+        xlco = batch["xlco"]
         model.train()
         watch.start()
-        out = model(
-            input_ids=mlm["input_ids"],
-            attention_mask=mlm["attention_mask"],
-            labels=mlm["labels"],
-            masked_positions=mlm["masked_positions"],
-        )
-        watch.lap("mlm forward")
-        trainer.accelerator.backward(out.mlm_loss)
-        watch.lap("mlm backward")
-        out = model(
-            tlm_input_ids=tlm["input_ids"],
-            tlm_attention_mask=tlm["attention_mask"],
-            tlm_labels=tlm["labels"],
-            tlm_masked_positions=tlm["masked_positions"],
-        )
-        watch.lap("tlm forward")
-        trainer.accelerator.backward(out.tlm_loss)
-        watch.lap("tlm backward")
+        for objective, prefix in (("mlm", ""), ("tlm", "tlm_")):  # the model's MLM and TLM inputs
+            part = batch[objective]
+            fields = ("input_ids", "attention_mask", "labels", "masked_positions")
+            out = model(**{prefix + name: part[name] for name in fields})
+            watch.lap(f"{objective} forward")
+            trainer.accelerator.backward(getattr(out, f"{objective}_loss"))
+            watch.lap(f"{objective} backward")
         keys = trainer.key_encoder(xlco["key_input_ids"], xlco["key_attention_mask"])
         watch.lap("key encoder forward")
         queries = model(xlco_input_ids=xlco["query_input_ids"], xlco_attention_mask=xlco["query_attention_mask"])

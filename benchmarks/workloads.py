@@ -1,6 +1,7 @@
 """What the benchmarks run on: XLM-R's shapes, random-weight models, pretraining data from the shared corpora, the
 batches a training step consumes, and the step's model FLOPs counted on the executed shapes."""
 
+import argparse
 import gc
 import itertools
 from pathlib import Path
@@ -34,13 +35,8 @@ def pretraining_dataset(
 ):
     """build_pretraining_dataset's endless MLM + TLM + XLCO stream of the given corpora (streamed by default: a
     benchmark draws a few dozen examples, nothing to tokenize up front)."""
-    data_args = DataArguments(
-        mono_data=mono_data,
-        parallel_data=parallel_data,
-        max_seq_length=max_seq_length,
-        streaming=streaming,
-        data_cache_dir=data_cache_dir,
-    )
+    corpus_fields = dict(mono_data=mono_data, parallel_data=parallel_data, max_seq_length=max_seq_length)
+    data_args = DataArguments(**corpus_fields, streaming=streaming, data_cache_dir=data_cache_dir)
     dataset, _ = build_pretraining_dataset(data_args, tokenizer, OBJECTIVES, seed, corpora)
     return dataset
 
@@ -56,6 +52,18 @@ def collate_batches(args, tokenizer, count: int) -> list[dict]:
     del examples
     gc.collect()  # closes the corpus readers now rather than at interpreter exit
     return batches
+
+
+def data_dir_batches(tokenizer, data_dir: Path, max_seq_length: int, batch_size: int, count: int) -> list[dict]:
+    """`count` batches (seed 0) from a data folder's mono/ and tatoeba/ (../shared/data's layout)."""
+    corpora = argparse.Namespace(
+        mono_data=[str(data_dir / "mono")],
+        parallel_data=[str(data_dir / "tatoeba")],
+        max_seq_length=max_seq_length,
+        batch_size=batch_size,
+        seed=0,
+    )
+    return collate_batches(corpora, tokenizer, count)
 
 
 def move(batch: dict, device: torch.device) -> dict:

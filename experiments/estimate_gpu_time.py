@@ -100,19 +100,11 @@ def measure(kind: str, section: dict, objectives: list[str], tokenizer, config_y
     seq, size = section["max_seq_length"], section["per_device_train_batch_size"]
     queue = section.get("xlco_queue_size", 0)
     shared = (REPO / config_yaml["shared_data"]).resolve()
-    data_args = argparse.Namespace(
-        mono_data=[str(shared / "mono")],
-        parallel_data=[str(shared / "tatoeba")],
-        max_seq_length=seq,
-        batch_size=size,
-        seed=0,
-    )
     # FLOPs on batches of the profile's size; the step (its launches do not depend on the batch size) runs on
     # --launch_batch examples, so that a CPU measures it in seconds.
-    batches = workloads.collate_batches(data_args, tokenizer, args.steps)
+    batches = workloads.data_dir_batches(tokenizer, shared, seq, size, args.steps)
     batches = [{name: batch[name] for name in objectives} for batch in batches]
-    data_args.batch_size = args.launch_batch
-    small = workloads.collate_batches(data_args, tokenizer, args.steps + 2)
+    small = workloads.data_dir_batches(tokenizer, shared, seq, args.launch_batch, args.steps + 2)
     small = [{name: batch[name] for name in objectives} for batch in small]
     torch.manual_seed(0)
     model_config = InfoXLMConfig(
