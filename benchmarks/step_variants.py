@@ -272,7 +272,8 @@ def optimizer_update(trainer: Trainer, model: torch.nn.Module) -> None:
 
 def xlco_after_update_in_laps(trainer: InfoXLMTrainer, keys: torch.Tensor, watch: Stopwatch) -> None:
     """InfoXLMTrainer's after-update hook re-done in two laps, EMA then enqueue, with `keys` as the step's keys.
-    The one place the benchmarks reach into the trainer's XLCO internals (`_pending_keys`)."""
+    The only code outside trainer/ that writes the trainer's private `_pending_keys` or re-implements that hook:
+    one function, so that moving it onto a public XLCO API is one edit."""
     trainer._pending_keys = [keys.float()]
     update = trainer.state.global_step + 1
     trainer.key_encoder.update(trainer.model, trainer.momentum(update))
