@@ -42,9 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining  # noqa: E402
 from run_pretrain import DEMO_DIR, demo_arguments  # noqa: E402
 from trainer import DataArguments, InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments  # noqa: E402
-from trainer.data.dataset import Corpora, build_pretraining_dataset  # noqa: E402
+from trainer.data import Corpora, build_pretraining_dataset, find_parallel_corpora  # noqa: E402
 from trainer.data.hf_sources import HFTextCorpus, HFTranslationCorpus  # noqa: E402
-from trainer.data.sources import find_parallel_corpora  # noqa: E402
 from trainer.data.stream_position import save_stream_position  # noqa: E402
 
 

@@ -8,7 +8,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from trainer.data.tokenizer_training import SPECIAL_TOKENS, xlmr_style_tokenizer  # XLM-R's ids 0..3; <mask> is 4
+from trainer.data import SPECIAL_TOKENS, xlmr_style_tokenizer  # XLM-R's ids 0..3; <mask> is 4
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 WORDS = (

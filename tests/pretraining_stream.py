@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
 from trainer import DataArguments, InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments
-from trainer.data.dataset import Corpora, build_pretraining_dataset
+from trainer.data import Corpora, build_pretraining_dataset
 from trainer.data.hf_sources import HFTextCorpus, HFTranslationCorpus
 
 

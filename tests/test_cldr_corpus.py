@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.data.demo_corpus import (
-    DEMO_LOCALES,
-    LOCALE_SCRIPTS,
-    NAME_CATEGORIES,
-    PHRASE_CATEGORIES,
-    category,
-    cldr_entries,
-    heldout_keys,
-    write_demo_corpus,
-)
-from trainer.data.sources import find_mono_corpora, find_parallel_corpora
+from trainer.data import find_mono_corpora, find_parallel_corpora
+from trainer.data.cldr import NAME_CATEGORIES, PHRASE_CATEGORIES, category, cldr_entries
+from trainer.data.demo_corpus import DEMO_LOCALES, LOCALE_SCRIPTS, heldout_keys, write_demo_corpus
 
 TRAINER_DIR = Path(__file__).resolve().parents[1] / "trainer"
 

@@ -18,7 +18,7 @@ from transformers import XLMRobertaModel
 import run_mining
 import run_retrieval
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
-from trainer.data.tokenizer_training import train_tokenizer
+from trainer.data import train_tokenizer
 from trainer.margin import best_by_margin, margin_score_matrix, mine_pairs
 from trainer.metrics import METRICS_DIR, load_metric
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .data.errors import DataError
+from .data import DataError
 from .margin import MARGIN_K, mine_pairs
 from .metrics import load_metric
 

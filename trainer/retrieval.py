@@ -18,9 +18,7 @@ from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from modeling_infoxlm import InfoXLMForPreTraining
 
-from .data.dataset import load_parallel_pairs
-from .data.errors import DataError
-from .data.sources import find_parallel_corpora
+from .data import DataError, find_parallel_corpora, load_parallel_pairs
 from .margin import MARGIN_K, best_by_margin
 from .metrics import accuracy
 from .output_folder import write_files_atomically
