@@ -1,5 +1,4 @@
-"""A small multilingual demo corpus built from the Unicode CLDR data that babel ships, and a small XLM-R-style
-tokenizer trained on pretraining text, for runs from scratch.
+"""A small multilingual demo corpus built from the Unicode CLDR data that babel ships.
 
 The same key in two locales is a translation pair (cldr.py: the entries of a locale and the skip rule). That makes
 an offline, licence-clean corpus for trying the whole pipeline (MLM, TLM, XLCO and retrieval evaluation) on ~40
@@ -18,10 +17,11 @@ hash of the key, the same keys for every locale. Their pairs never reach a paral
 sentences do appear in the monolingual files by default: as in the paper's retrieval evaluation, seeing a
 sentence alone is fine, seeing it aligned with its translation is not.
 
-The tokenizer (`train_tokenizer`): XLM-R's own (SentencePiece unigram, 250k pieces) would make the embedding and the
-vocabulary projection of a tiny model hundreds of times larger than its encoder. This trains a byte-pair vocabulary
-of a few thousand pieces with XLM-R's conventions instead: the same special tokens at the same ids (`<s>`=0,
-`<pad>`=1, `</s>`=2, `<unk>`=3, `<mask>`), the same `▁` word-boundary marker and the same pair layout
+Also here, for models trained from scratch (the demo's, experiments/'): `train_tokenizer`, a small XLM-R-style
+tokenizer trained on the pretraining text itself. XLM-R's own (SentencePiece unigram, 250k pieces) would make the
+embedding and the vocabulary projection of a tiny model hundreds of times larger than its encoder. This trains a
+byte-pair vocabulary of a few thousand pieces with XLM-R's conventions instead: the same special tokens at the same
+ids (`<s>`=0, `<pad>`=1, `</s>`=2, `<unk>`=3, `<mask>`), the same `▁` word-boundary marker and the same pair layout
 `<s> A </s></s> B </s>`, so every part of the pipeline treats it exactly like XLM-R's. BPE rather than unigram
 because it trains in seconds (unigram EM takes a minute on 80k sentences on two cores).
 """
