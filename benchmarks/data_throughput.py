@@ -32,11 +32,11 @@ from pathlib import Path
 import psutil
 from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import AutoTokenizer
+from workloads import SHARED, pretraining_dataset
 
-from trainer import DataArguments, InfoXLMDataCollator, build_pretraining_dataset
+from trainer import InfoXLMDataCollator
 from trainer.data import SeededCollator
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LANGUAGES = ["en", "fr", "de", "ru", "zh", "hi"]
 PAIRS = ["fra", "deu", "rus", "cmn", "hin"]  # Tatoeba's codes, each paired with English
 
@@ -108,14 +108,7 @@ def rank_items_per_second(
     after a warm-up of 20 batches (benchmarks/gpu_check.py's data-supply part)."""
     collator = SeededCollator(InfoXLMDataCollator(tokenizer), seed=0)
     with tempfile.TemporaryDirectory(prefix="infoxlm-data-cache-") as cache_dir:
-        data_args = DataArguments(
-            mono_data=mono_data,
-            parallel_data=parallel_data,
-            max_seq_length=max_seq_length,
-            streaming=True,
-            data_cache_dir=cache_dir,
-        )
-        dataset, _ = build_pretraining_dataset(data_args, tokenizer, ["mlm", "tlm", "xlco"], seed=0)
+        dataset = pretraining_dataset(tokenizer, mono_data, parallel_data, max_seq_length, data_cache_dir=cache_dir)
         batches, processes = warm_loader(dataset, collator, world_size, num_workers, batch_size, 20, rank)
         items_per_second, _ = measure(batches, processes, batch_size, seconds)
         del batches  # stops the workers
@@ -129,15 +122,15 @@ def run(args) -> list[dict]:
     cache_dir = args.data_cache_dir or tempfile.mkdtemp(prefix="infoxlm-data-cache-")
     datasets, prepare = {}, {}
     for mode in args.modes:
-        data_args = DataArguments(
-            mono_data=args.mono_data,
-            parallel_data=args.parallel_data,
-            max_seq_length=args.max_seq_length,
+        start = time.perf_counter()
+        datasets[mode] = pretraining_dataset(
+            tokenizer,
+            args.mono_data,
+            args.parallel_data,
+            args.max_seq_length,
             streaming=mode == "streaming",
             data_cache_dir=cache_dir,
         )
-        start = time.perf_counter()
-        datasets[mode], _ = build_pretraining_dataset(data_args, tokenizer, ["mlm", "tlm", "xlco"], seed=0)
         prepare[mode] = time.perf_counter() - start
     configs = [(m, w, r) for m in args.modes for w in args.workers for r in args.world_sizes]
     samples = {config: [] for config in configs}

@@ -24,27 +24,21 @@ the copy's bandwidth.
 
 import argparse
 import gc
-import logging
 import statistics
-import time
-import warnings
 
 import torch
+from measurement import GIB, interleaved_seconds, quiet_logs
+from workloads import SHAPES
 
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
 from trainer import KeyEncoder
 
-GIB = 2**30
-SIZES = {
-    # XLM-R base / large shapes; xlco_layer as in the paper (8 of 12, 16 of 24: the config's default 2/3).
-    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
-}
+SIZES = ["base", "large"]  # XLM-R's shapes; xlco_layer as in the paper (8 of 12, 16 of 24: the config's default 2/3)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", nargs="+", default=["base", "large"], choices=list(SIZES))
+    parser.add_argument("--sizes", nargs="+", default=["base", "large"], choices=SIZES)
     parser.add_argument("--vocab_size", type=int, default=250002)
     parser.add_argument("--momentum", type=float, default=0.9999)
     parser.add_argument("--warmup", type=int, default=2)
@@ -54,14 +48,9 @@ def parse_args():
     return parser.parse_args()
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def measure(size: str, args, device: torch.device) -> list[tuple]:
     torch.manual_seed(0)
-    config = InfoXLMConfig(vocab_size=args.vocab_size, max_position_embeddings=514, type_vocab_size=1, **SIZES[size])
+    config = InfoXLMConfig(vocab_size=args.vocab_size, max_position_embeddings=514, type_vocab_size=1, **SHAPES[size])
     model = InfoXLMForPreTraining(config).to(device)
     key_encoder = KeyEncoder(model)
     keys = list(key_encoder.parameters())
@@ -90,18 +79,11 @@ def measure(size: str, args, device: torch.device) -> list[tuple]:
         "flat lerp_ (same bytes)": (lambda: dst.lerp_(src, 1 - m), 3 * nbytes),
         "copy_ (same bytes)": (lambda: dst.copy_(src), 2 * nbytes),
     }
-    times = {name: [] for name in ops}
-    for repeat in range(args.warmup + args.repeats):
-        for name, (op, _) in ops.items():
-            synchronize(device)
-            start = time.perf_counter()
-            op()
-            synchronize(device)
-            if repeat >= args.warmup:
-                times[name].append(time.perf_counter() - start)
+    runs = {name: (lambda _, op=op: op()) for name, (op, _) in ops.items()}
+    times = interleaved_seconds(runs, range(args.warmup + args.repeats), device)
     rows = []
     for name, (_, moved) in ops.items():
-        seconds = statistics.median(times[name])
+        seconds = statistics.median(times[name][args.warmup :])
         rows.append((size, len(keys), nbytes, name, seconds, moved, moved / seconds))
     print(
         f"  {size}: key encoder {len(key_encoder.roberta.encoder.layer)} of {config.num_hidden_layers} layers, "
@@ -114,8 +96,7 @@ def measure(size: str, args, device: torch.device) -> list[tuple]:
 
 def main():
     args = parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    warnings.filterwarnings("ignore")
+    quiet_logs()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -38,11 +38,12 @@ from datasets import load_dataset
 from transformers import AutoTokenizer, TrainerCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from workloads import pretraining_dataset  # noqa: E402
 
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining  # noqa: E402
 from run_pretrain import DEMO_DIR, demo_arguments  # noqa: E402
-from trainer import DataArguments, InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments  # noqa: E402
-from trainer.data import Corpora, build_pretraining_dataset, find_parallel_corpora  # noqa: E402
+from trainer import InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments  # noqa: E402
+from trainer.data import Corpora, find_parallel_corpora  # noqa: E402
 from trainer.data.hf_sources import HFTextCorpus, HFTranslationCorpus  # noqa: E402
 from trainer.data.stream_position import save_stream_position  # noqa: E402
 
@@ -108,14 +109,15 @@ def streamed_corpora(corpus_dir: Path, work: Path) -> Corpora:
 
 
 def build(tokenizer, corpus_dir, work, source, output_dir, max_steps, workers, replay=False, callbacks=()):
-    data_args = DataArguments(
-        mono_data=[str(corpus_dir / "mono")],
-        parallel_data=[str(corpus_dir / "parallel")],
-        max_seq_length=128,
+    dataset = pretraining_dataset(
+        tokenizer,
+        [str(corpus_dir / "mono")],
+        [str(corpus_dir / "parallel")],
+        128,
+        streaming=False,
         data_cache_dir=str(work / "cache"),
+        corpora=streamed_corpora(corpus_dir, work) if source == "streamed" else None,
     )
-    corpora = streamed_corpora(corpus_dir, work) if source == "streamed" else None
-    dataset, _ = build_pretraining_dataset(data_args, tokenizer, ["mlm", "tlm", "xlco"], 0, corpora)
     torch.manual_seed(0)
     config = InfoXLMConfig(
         vocab_size=len(tokenizer),

@@ -39,7 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks"), str(REPO / "experiments")]
 
 import run_reproduction  # noqa: E402
-import step_time  # noqa: E402
+import step_variants  # noqa: E402
+import workloads  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining  # noqa: E402
@@ -65,27 +66,6 @@ def parse_args(argv=None):
 
 def overrides(text: str) -> dict:
     return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in text.split(",") if item)}
-
-
-def step_flops(config, batch: dict, queue_size: int) -> int:
-    """Model FLOPs of one training step on `batch` (forward x3 for forward + backward; the key encoder forward only),
-    by benchmarks/step_time.py's counting."""
-    total = 0
-    for objective in ("mlm", "tlm"):
-        if objective in batch:
-            part = batch[objective]
-            masked = int(part["labels"].ne(-100).sum())
-            total += 3 * (
-                step_time.encoder_flops(config, part["input_ids"], config.num_hidden_layers)
-                + step_time.head_flops(config, masked)
-            )
-    if "xlco" in batch:
-        hidden, dim, layers = config.hidden_size, config.xlco_projection_size, config.xlco_layer
-        query, key = batch["xlco"]["query_input_ids"], batch["xlco"]["key_input_ids"]
-        total += 3 * (step_time.encoder_flops(config, query, layers) + 2 * query.shape[0] * hidden * dim)
-        total += step_time.encoder_flops(config, key, layers) + 2 * key.shape[0] * hidden * dim
-        total += 2 * 2 * query.shape[0] * queue_size * dim
-    return total
 
 
 # Operators that launch no kernel on a GPU: views, metadata and allocations.
@@ -120,19 +100,11 @@ def measure(kind: str, section: dict, objectives: list[str], tokenizer, config_y
     seq, size = section["max_seq_length"], section["per_device_train_batch_size"]
     queue = section.get("xlco_queue_size", 0)
     shared = (REPO / config_yaml["shared_data"]).resolve()
-    data_args = argparse.Namespace(
-        mono_data=[str(shared / "mono")],
-        parallel_data=[str(shared / "tatoeba")],
-        max_seq_length=seq,
-        batch_size=size,
-        seed=0,
-    )
     # FLOPs on batches of the profile's size; the step (its launches do not depend on the batch size) runs on
     # --launch_batch examples, so that a CPU measures it in seconds.
-    batches = step_time.collate_batches(data_args, tokenizer, args.steps)
+    batches = workloads.data_dir_batches(tokenizer, shared, seq, size, args.steps)
     batches = [{name: batch[name] for name in objectives} for batch in batches]
-    data_args.batch_size = args.launch_batch
-    small = step_time.collate_batches(data_args, tokenizer, args.steps + 2)
+    small = workloads.data_dir_batches(tokenizer, shared, seq, args.launch_batch, args.steps + 2)
     small = [{name: batch[name] for name in objectives} for batch in small]
     torch.manual_seed(0)
     model_config = InfoXLMConfig(
@@ -162,14 +134,14 @@ def measure(kind: str, section: dict, objectives: list[str], tokenizer, config_y
                 disable_tqdm=True,
             ),
         )
-    prepared = step_time.prepare(trainer)
+    prepared = step_variants.prepare(trainer)
     trainer.current_gradient_accumulation_steps = 1
     if trainer.queue is not None:
         trainer.queue.enqueue(torch.randn(trainer.queue.size, trainer.queue.keys.shape[1]))
 
     def step(batch):
         trainer.training_step(prepared, batch)
-        step_time.optimizer_update(trainer, prepared)
+        step_variants.optimizer_update(trainer, prepared)
 
     step(small[0])  # warm-up
     launches = kernel_launches(lambda: step(small[1]))
@@ -178,7 +150,7 @@ def measure(kind: str, section: dict, objectives: list[str], tokenizer, config_y
         started = time.perf_counter()
         step(batch)
         times.append(time.perf_counter() - started)
-    flops = statistics.mean(step_flops(model_config, batch, queue) for batch in batches)
+    flops = statistics.mean(workloads.infoxlm_step_flops(model_config, batch, queue) for batch in batches)
     compute = flops / (EFFICIENCY * PEAK)
     return {
         "kind": kind,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import gpu_check  # noqa: E402
+import gpu_check_numerics  # noqa: E402
 
 
 def test_gpu_check_smoke_runs_every_part_and_writes_its_numbers(tmp_path, shared_data, capsys):
@@ -25,7 +26,7 @@ def test_gpu_check_smoke_runs_every_part_and_writes_its_numbers(tmp_path, shared
     # The numbers behind the verdicts, computed by the run (not copied): a CPU-vs-CPU parity is exact, bf16 is not.
     parity = parts["parity"]["numbers"]
     assert parity["compared"].startswith("CPU vs CPU") and max(parity["fp32_relative"].values()) == 0
-    assert 0 < max(parity["bf16_relative"].values()) <= gpu_check.BF16_TOLERANCE
+    assert 0 < max(parity["bf16_relative"].values()) <= gpu_check_numerics.BF16_TOLERANCE
     skip = parts["nonfinite_skip"]["numbers"]
     assert all(value == 0 for value in skip["max_change_in_update_2"].values()) and skip["max_change_in_update_3"] > 0
     assert parts["run_pretrain"]["numbers"]["global_step"] == 4

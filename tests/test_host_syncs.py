@@ -1,4 +1,4 @@
-"""Where a training step makes the host wait for the device, counted on CPU by benchmarks/step_time.py's counter."""
+"""Where a training step makes the host wait for the device, counted on CPU by benchmarks/host_syncs.py's counter."""
 
 import importlib.util
 from collections import Counter
@@ -12,20 +12,20 @@ from trainer import InfoXLMDataCollator
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_step_time():
-    spec = importlib.util.spec_from_file_location("step_time", REPO / "benchmarks" / "step_time.py")
+def load_host_syncs():
+    spec = importlib.util.spec_from_file_location("host_syncs", REPO / "benchmarks" / "host_syncs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-step_time = load_step_time()
+host_syncs = load_host_syncs()
 
 
 def test_the_counter_sees_each_kind_of_sync_and_nothing_else():
     x, mask = torch.randn(4, 3), torch.tensor([True, False, True, False])
     counts = Counter()
-    with step_time.count_host_syncs(counts):
+    with host_syncs.count_host_syncs(counts):
         _ = x.sum() * 2 + x.mean(dim=0)  # device-side work only: not counted
         _ = x.index_select(0, torch.arange(2))
         x.sum().item()
@@ -52,7 +52,7 @@ def test_our_training_step_reads_the_device_only_where_transformers_does_for_the
     stream = iter(SyntheticPretrainingStream(len(tiny_tokenizer)))
     batch = InfoXLMDataCollator(tiny_tokenizer)([next(stream) for _ in range(4)])
     counts = Counter()
-    with step_time.count_host_syncs(counts):
+    with host_syncs.count_host_syncs(counts):
         loss = trainer.training_step(trainer.model, batch, trainer.sample_size(batch))
     assert torch.isfinite(loss)
     # MLM, TLM, XLCO query and key passes, masked-token selection, XLCO loss and statistics, sample sizes, the
