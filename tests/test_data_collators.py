@@ -1,7 +1,7 @@
 """InfoXLMDataCollator: padding, masking rates (statistically), special tokens never masked, XLCO passthrough."""
 
 import torch
-from collators_helpers import random_sequences, within
+from helpers import random_sequences, within
 
 from trainer import InfoXLMDataCollator
 from trainer.data.collator import pad_sequences

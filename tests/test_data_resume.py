@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from pretraining_stream import (
+from helpers import (
+    WORKERS,
     StopAfter,
     assert_same,
     corpus_dataset,
-    corpus_trainer,
     run_torchrun,
     snapshot,
     tiny_infoxlm,
+    tiny_trainer,
     write_tiny_corpus,
 )
 from safetensors.torch import load_file
@@ -93,7 +94,9 @@ def test_stateful_loader_resumes_with_workers(corpus, tiny_tokenizer, num_worker
 def interrupted_run(tokenizer, corpus, output_dir, source=(), **args):
     """Trains 3 of 6 updates and saves checkpoint-3."""
     dataset = corpus_dataset(tokenizer, corpus, **dict(source))
-    trainer = corpus_trainer(tokenizer, dataset, output_dir, save_strategy="steps", save_steps=3, **args)
+    trainer = tiny_trainer(
+        tokenizer, output_dir, max_steps=6, dataset=dataset, save_strategy="steps", save_steps=3, **args
+    )
     trainer.add_callback(StopAfter(3))
     trainer.train()
     return output_dir / "checkpoint-3"
@@ -115,17 +118,22 @@ def test_trainer_resumes_exactly_at_the_saved_position(
 ):
     data = SOURCES[source]
     args = {"dataloader_num_workers": num_workers, "gradient_accumulation_steps": accumulation}
-    straight = corpus_trainer(
-        tiny_tokenizer, corpus_dataset(tiny_tokenizer, corpus, **data), tmp_path / "straight", **args
+    straight = tiny_trainer(
+        tiny_tokenizer,
+        tmp_path / "straight",
+        max_steps=6,
+        dataset=corpus_dataset(tiny_tokenizer, corpus, **data),
+        **args,
     )
     straight.train()
 
     checkpoint = interrupted_run(tiny_tokenizer, corpus, tmp_path / "resumed", data.items(), **args)
     assert data_state_path(checkpoint, 0).is_file()
-    resumed = corpus_trainer(
+    resumed = tiny_trainer(
         tiny_tokenizer,
-        corpus_dataset(tiny_tokenizer, corpus, **data),
         tmp_path / "resumed",
+        max_steps=6,
+        dataset=corpus_dataset(tiny_tokenizer, corpus, **data),
         model=tiny_infoxlm(len(tiny_tokenizer), seed=123),
         **args,
     )
@@ -151,7 +159,7 @@ def test_a_position_that_does_not_fit_is_refused_and_changes_nothing(tmp_path, c
     ]
     for args, data, message in cases:
         dataset = corpus_dataset(tiny_tokenizer, corpus, **data)
-        trainer = corpus_trainer(tiny_tokenizer, dataset, tmp_path / "run", **args)
+        trainer = tiny_trainer(tiny_tokenizer, tmp_path / "run", max_steps=6, dataset=dataset, **args)
         with pytest.raises(DataError, match="does not belong to this run") as error:
             trainer.train(resume_from_checkpoint=str(checkpoint))
         assert message in str(error.value) and "--ignore_data_skip" in str(error.value)
@@ -159,32 +167,34 @@ def test_a_position_that_does_not_fit_is_refused_and_changes_nothing(tmp_path, c
 
     other_files = corpus_dataset(tiny_tokenizer, corpus, mono_data=[str(corpus / "mono" / "en.txt")])
     with pytest.raises(DataError, match=r"data.objectives.mlm.de: checkpoint \["):
-        corpus_trainer(tiny_tokenizer, other_files, tmp_path / "run").train(resume_from_checkpoint=str(checkpoint))
+        tiny_trainer(tiny_tokenizer, tmp_path / "run", max_steps=6, dataset=other_files).train(
+            resume_from_checkpoint=str(checkpoint)
+        )
 
     # A position of the old layout (every rank read the whole stream and kept one batch in R) cannot be continued.
     position = data_state_path(checkpoint, 0)
     saved = position.read_text()
     position.write_text(json.dumps({**json.loads(saved), "version": 1}))
     with pytest.raises(DataError, match="data state version 1") as error:
-        corpus_trainer(tiny_tokenizer, corpus_dataset(tiny_tokenizer, corpus), tmp_path / "run").train(
-            resume_from_checkpoint=str(checkpoint)
-        )
+        tiny_trainer(
+            tiny_tokenizer, tmp_path / "run", max_steps=6, dataset=corpus_dataset(tiny_tokenizer, corpus)
+        ).train(resume_from_checkpoint=str(checkpoint))
     assert "\n" not in str(error.value) and "--ignore_data_skip" in str(error.value)
     position.write_text(saved)
 
     data_state_path(checkpoint, 0).unlink()
     with pytest.raises(DataError, match="holds no data stream position"):
-        corpus_trainer(tiny_tokenizer, corpus_dataset(tiny_tokenizer, corpus), tmp_path / "run").train(
-            resume_from_checkpoint=str(checkpoint)
-        )
+        tiny_trainer(
+            tiny_tokenizer, tmp_path / "run", max_steps=6, dataset=corpus_dataset(tiny_tokenizer, corpus)
+        ).train(resume_from_checkpoint=str(checkpoint))
 
 
 def test_ignore_data_skip_restarts_the_stream(tmp_path, corpus, tiny_tokenizer):
     checkpoint = interrupted_run(tiny_tokenizer, corpus, tmp_path / "run")
     saved = json.loads(data_state_path(checkpoint, 0).read_text())
-    restarted = corpus_trainer(
-        tiny_tokenizer, corpus_dataset(tiny_tokenizer, corpus, seed=9), tmp_path / "run", save_strategy="steps",
-        save_steps=6, ignore_data_skip=True,
+    restarted = tiny_trainer(
+        tiny_tokenizer, tmp_path / "run", max_steps=6, dataset=corpus_dataset(tiny_tokenizer, corpus, seed=9),
+        save_strategy="steps", save_steps=6, ignore_data_skip=True,
     )  # fmt: skip
     restarted.train(resume_from_checkpoint=str(checkpoint))  # another data seed is fine: the stream starts over
     assert restarted.state.global_step == 6
@@ -194,7 +204,7 @@ def test_ignore_data_skip_restarts_the_stream(tmp_path, corpus, tiny_tokenizer):
     assert items == [12, 12] and after["data"]["seed"] == 9
 
 
-WORKER = Path(__file__).with_name("ddp_resume_worker.py")
+WORKER = WORKERS / "ddp_resume_worker.py"
 
 
 @pytest.mark.slow

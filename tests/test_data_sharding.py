@@ -5,7 +5,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-from pretraining_stream import LANGUAGE_WORDS, corpus_dataset, corpus_trainer, write_tiny_corpus
+from helpers import LANGUAGE_WORDS, corpus_dataset, tiny_trainer, write_tiny_corpus
 
 from trainer.data import find_mono_corpora, find_parallel_corpora, sources, streams
 from trainer.data.dataset import PretrainingIterator
@@ -84,7 +84,9 @@ def test_the_union_of_shards_samples_languages_by_alpha(tmp_path, tiny_tokenizer
 
 def test_memory_is_pinned_only_for_a_gpu(tmp_path, tiny_tokenizer):
     dataset = corpus_dataset(tiny_tokenizer, write_tiny_corpus(tmp_path))
-    trainer = corpus_trainer(tiny_tokenizer, dataset, tmp_path / "run", use_cpu=False)  # as run_pretrain.py leaves it
+    trainer = tiny_trainer(
+        tiny_tokenizer, tmp_path / "run", max_steps=6, dataset=dataset, use_cpu=False
+    )  # as run_pretrain.py leaves it
     assert trainer.args.dataloader_pin_memory  # transformers' default, asked for whatever the device
     on_gpu = trainer.args.device.type == "cuda"
     assert trainer.get_train_dataloader().pin_memory is on_gpu

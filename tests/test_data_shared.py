@@ -14,7 +14,7 @@ from trainer import DataArguments, DataError, InfoXLMDataCollator, build_pretrai
 
 @pytest.fixture(scope="module")
 def xlmr_tokenizer():
-    from conftest import SHARED_DATA
+    from helpers import SHARED_DATA
 
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is absent; this test needs the shared corpora and the XLM-R tokenizer")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import WORDS, build_tiny_tokenizer
+from helpers import REPO, WORDS, pretrain_flags
 from safetensors.torch import save_file
 
 from trainer import DataArguments, DataError, build_pretraining_dataset
@@ -34,7 +34,6 @@ from trainer.output_folder import (
     remove_previous_run,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 XLCO_FILES = ("xlco_state.safetensors", "xlco_state.json")
 
 
@@ -62,35 +61,17 @@ def fake_checkpoint(folder: Path, step: int, missing: tuple[str, ...] = ()) -> P
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    """Tokenizers, a tiny config, data, config files, a model folder without a tokenizer, and previous runs."""
-    root = tmp_path_factory.mktemp("fail_safe")
-    tokenizer = build_tiny_tokenizer()
-    tokenizer.save_pretrained(root / "tokenizer")
-    config = {
-        "model_type": "infoxlm",
-        "vocab_size": len(tokenizer),
-        "hidden_size": 16,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 32,
-        "max_position_embeddings": 34,
-        "xlco_layer": 1,
-        "xlco_queue_size": 16,
-    }
-    (root / "config").mkdir()
-    (root / "config" / "config.json").write_text(json.dumps(config))
+def workspace(workspace) -> Path:
+    """The tiny workspace (conftest.py) plus another tokenizer, a model folder without a tokenizer, config files,
+    previous runs and checkpoints that cannot be resumed."""
+    root = workspace
     (root / "no_tokenizer").mkdir()  # a model folder as save_pretrained writes it, without the tokenizer
-    (root / "no_tokenizer" / "config.json").write_text(json.dumps(config))
+    shutil.copy(root / "config" / "config.json", root / "no_tokenizer" / "config.json")
     save_file({"weight": torch.zeros(2)}, root / "no_tokenizer" / "model.safetensors")
     unmasked = json.loads((root / "tokenizer" / "tokenizer_config.json").read_text())
     shutil.copytree(root / "tokenizer", root / "no_mask_tokenizer")
     unmasked.pop("mask_token", None)
     (root / "no_mask_tokenizer" / "tokenizer_config.json").write_text(json.dumps(unmasked))
-    (root / "mono").mkdir()
-    (root / "parallel").mkdir()
-    (root / "mono" / "en.txt").write_text("".join(f"{WORDS[i]} {WORDS[i + 1]}\n" for i in range(20)))
-    (root / "parallel" / "tiny.en-fr.tsv").write_text("".join(f"{WORDS[i]}\t{WORDS[i + 20]}\n" for i in range(20)))
     configs = {
         "list.yaml": "- output_dir: x\n- max_steps: 2\n",
         "scalar.yaml": "42\n",
@@ -116,40 +97,22 @@ def workspace(tmp_path_factory) -> Path:
     return root
 
 
-def pretrain_args(w: Path, output_dir: Path, *extra: str, drop: tuple[str, ...] = ()) -> list[str]:
-    values = {
-        "--config_name": str(w / "config"),
-        "--tokenizer_name": str(w / "tokenizer"),
-        "--mono_data": str(w / "mono"),
-        "--parallel_data": str(w / "parallel"),
-        "--data_cache_dir": str(w / "cache"),
-        "--max_seq_length": "32",
-        "--per_device_train_batch_size": "4",
-        "--max_steps": "2",
-        "--learning_rate": "1e-3",
-        "--save_strategy": "no",
-        "--report_to": "none",
-        "--output_dir": str(output_dir),
-    }
-    return [item for name, value in values.items() if name not in drop for item in (name, value)] + list(extra)
-
-
 OVERWRITE = ("--overwrite_output_dir", "true")
 MISSING_OPTIMIZER = "galore_adamw"  # its package (galore_torch) is not a dependency
 
 # id: (script, arguments from (workspace, output_dir), fragments the one error line holds)
 PRETRAIN_CASES = {
-    "batch size 0": (lambda w, o: pretrain_args(w, w / "previous", "--per_device_train_batch_size", "0", *OVERWRITE),
+    "batch size 0": (lambda w, o: pretrain_flags(w, w / "previous", "--per_device_train_batch_size", "0", *OVERWRITE),
                      ["--per_device_train_batch_size 0", "at least 1"]),
-    "negative learning rate": (lambda w, o: pretrain_args(w, w / "previous", "--learning_rate=-1e-3", *OVERWRITE),
+    "negative learning rate": (lambda w, o: pretrain_flags(w, w / "previous", "--learning_rate=-1e-3", *OVERWRITE),
                                ["--learning_rate -0.001", "positive"]),
-    "negative learning rate, argparse": (lambda w, o: pretrain_args(w, o, "--learning_rate", "-1e-3"),
+    "negative learning rate, argparse": (lambda w, o: pretrain_flags(w, o, "--learning_rate", "-1e-3"),
                                          ["--learning_rate=-1e-3"]),
-    "accumulation 0": (lambda w, o: pretrain_args(w, w / "previous", "--gradient_accumulation_steps", "0", *OVERWRITE),
+    "accumulation 0": (lambda w, o: pretrain_flags(w, w / "previous", "--gradient_accumulation_steps", "0", *OVERWRITE),
                        ["--gradient_accumulation_steps 0", "at least 1"]),
-    "optimizer package missing": (lambda w, o: pretrain_args(w, w / "previous", "--optim", MISSING_OPTIMIZER,
+    "optimizer package missing": (lambda w, o: pretrain_flags(w, w / "previous", "--optim", MISSING_OPTIMIZER,
                                                              *OVERWRITE), [f"--optim {MISSING_OPTIMIZER}", "install"]),
-    "max_steps missing": (lambda w, o: pretrain_args(w, o, drop=("--max_steps",)), ["--max_steps", "endless"]),
+    "max_steps missing": (lambda w, o: pretrain_flags(w, o, drop=("--max_steps",)), ["--max_steps", "endless"]),
     "config file: a list": (lambda w, o: [str(w / "list.yaml")], ["list.yaml: holds a list", "name: value"]),
     "config file: a scalar": (lambda w, o: [str(w / "scalar.yaml")], ["scalar.yaml: holds a single value (42)"]),
     "config file: empty": (lambda w, o: [str(w / "empty.yaml")], ["empty.yaml: the file is empty"]),
@@ -157,28 +120,28 @@ PRETRAIN_CASES = {
     "config file: bad JSON": (lambda w, o: [str(w / "broken.json")], ["broken.json: line 1: not valid JSON"]),
     "config file: a word as a number": (lambda w, o: [str(w / "word_as_number.yaml")],
                                         ["word_as_number.yaml: learning_rate: 'fast' is not a number"]),
-    "tokenizer without mask token": (lambda w, o: pretrain_args(w, o, "--tokenizer_name", str(w / "no_mask_tokenizer")),
+    "tokenizer without mask token": (lambda w, o: pretrain_flags(w, o, "--tokenizer_name", str(w / "no_mask_tokenizer")),
                                      ["no_mask_tokenizer: the tokenizer has no mask token"]),
     "model folder without tokenizer": (
-        lambda w, o: pretrain_args(w, o, "--model_name_or_path", str(w / "no_tokenizer"), drop=("--tokenizer_name",
+        lambda w, o: pretrain_flags(w, o, "--model_name_or_path", str(w / "no_tokenizer"), drop=("--tokenizer_name",
                                                                                                 "--config_name")),
         ["--model_name_or_path", "no_tokenizer: no tokenizer files there", "--tokenizer_name"]),
     "resume: newest checkpoint lacks the weights": (
-        lambda w, o: pretrain_args(w, w / "no_weights", "--resume_from_checkpoint", "True"),
+        lambda w, o: pretrain_flags(w, w / "no_weights", "--resume_from_checkpoint", "True"),
         ["--resume_from_checkpoint True", "checkpoint-2: it lacks model.safetensors"]),
     "resume: checkpoint lacks optimizer.pt": (
-        lambda w, o: pretrain_args(w, o, "--resume_from_checkpoint", str(w / "no_optimizer" / "checkpoint-2")),
+        lambda w, o: pretrain_flags(w, o, "--resume_from_checkpoint", str(w / "no_optimizer" / "checkpoint-2")),
         ["checkpoint-2 is incomplete: it lacks optimizer.pt", "start a new run"]),
-    "output_dir is a file": (lambda w, o: pretrain_args(w, w / "a_file"), ["--output_dir", "a_file: is a file"]),
-    "output_dir is the config read": (lambda w, o: pretrain_args(w, w / "config"),
+    "output_dir is a file": (lambda w, o: pretrain_flags(w, w / "a_file"), ["--output_dir", "a_file: is a file"]),
+    "output_dir is the config read": (lambda w, o: pretrain_flags(w, w / "config"),
                                       ["is the folder that --config_name reads"]),
     "overwrite would delete the config read": (
-        lambda w, o: pretrain_args(w, w / "previous", "--config_name", str(w / "previous" / "checkpoint-2"),
+        lambda w, o: pretrain_flags(w, w / "previous", "--config_name", str(w / "previous" / "checkpoint-2"),
                                    *OVERWRITE),
         ["--config_name", "lies in", "checkpoint-2, which --overwrite_output_dir would delete"]),
-    "config override of the wrong type": (lambda w, o: pretrain_args(w, o, "--config_overrides", "num_hidden_layers=abc"),
+    "config override of the wrong type": (lambda w, o: pretrain_flags(w, o, "--config_overrides", "num_hidden_layers=abc"),
                                           ["--config_overrides: num_hidden_layers='abc'", "an integer"]),
-    "config override of no field": (lambda w, o: pretrain_args(w, o, "--config_overrides", "layers=2"),
+    "config override of no field": (lambda w, o: pretrain_flags(w, o, "--config_overrides", "layers=2"),
                                     ["--config_overrides: 'layers' is not a field"]),
 }  # fmt: skip
 
@@ -307,7 +270,7 @@ def test_yaml_numbers_in_exponent_notation_are_numbers(tmp_path):
 @pytest.mark.parametrize(
     "script, arguments, fragment",
     [
-        ("run_pretrain.py", lambda w, m, d: pretrain_args(w, w / "previous", "--learning_rate=-1e-3", *OVERWRITE),
+        ("run_pretrain.py", lambda w, m, d: pretrain_flags(w, w / "previous", "--learning_rate=-1e-3", *OVERWRITE),
          "--learning_rate -0.001"),
         ("run_xnli.py", lambda w, m, d: xnli_args(w, m, w / "previous_xnli", d), "already holds a run"),
     ],

@@ -5,7 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-from pretraining_stream import SyntheticPretrainingStream, tiny_trainer
+from helpers import SyntheticPretrainingStream, tiny_trainer
 
 from trainer import InfoXLMDataCollator
 

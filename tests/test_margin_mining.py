@@ -11,8 +11,7 @@ import sys
 
 import pytest
 import torch
-from conftest import tiny_encoder_config
-from test_retrieval_script import QUIET, REPO, eval_split, reference_vectors, save_checkpoint, write_pair
+from helpers import REPO, WORDS, eval_split, reference_vectors, save_tiny_checkpoint, tiny_config, write_pair
 from transformers import XLMRobertaModel
 
 import run_mining
@@ -23,6 +22,8 @@ from trainer.margin import best_by_margin, margin_score_matrix, mine_pairs
 from trainer.metrics import METRICS_DIR, load_metric
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+QUIET = ["--disable_tqdm", "--device", "cpu"]  # run_retrieval.py without progress bars, on the CPU
 
 
 # ---- the hand computation ----------------------------------------------------------------------------------------
@@ -109,8 +110,6 @@ def test_metrics_are_evaluate_modules_loaded_offline(monkeypatch):
 
 
 def test_xtreme_setting_margin_scoring_and_small_languages(tmp_path, tiny_tokenizer):
-    from conftest import WORDS
-
     rng = random.Random(0)
     data = tmp_path / "tatoeba"
     data.mkdir()
@@ -124,7 +123,7 @@ def test_xtreme_setting_margin_scoring_and_small_languages(tmp_path, tiny_tokeni
     write_pair(data, "fra", sentences(WORDS[20:38], 60), sentences(WORDS[:20], 60))
     write_pair(data, "deu", sentences(WORDS[38:], 60), sentences(WORDS[:20], 60))
     write_pair(data, "xho", ["le chat"], ["the cat"])  # one pair: 100% whatever the model
-    checkpoint = save_checkpoint("xlm-roberta", tmp_path / "xlmr", tiny_tokenizer)
+    checkpoint = save_tiny_checkpoint("xlm-roberta", tmp_path / "xlmr", tiny_tokenizer, initializer_range=0.1)
     args = ["--model_name_or_path", str(checkpoint), "--tatoeba_dir", str(data), "--output_dir", str(tmp_path / "r")]
     report = run_retrieval.main([*args, "--setting", "xtreme", "--scoring", "cosine,margin", "--heldout_every", "1",
                                  "--margin_k", "4", *QUIET])  # fmt: skip
@@ -189,7 +188,7 @@ def bucc_like(tmp_path_factory):
     # `<s>`/`</s>`), so margins barely differ. With position and token-type embeddings zeroed, the embedding
     # output (layer 0) depends on the words alone, and a copy stands out as clearly as a translation would.
     torch.manual_seed(0)
-    config = tiny_encoder_config(InfoXLMConfig, len(tokenizer), xlco_layer=1, initializer_range=0.1)
+    config = tiny_config(InfoXLMConfig, len(tokenizer), xlco_layer=1, initializer_range=0.1)
     model = InfoXLMForPreTraining(config)
     with torch.no_grad():
         model.roberta.embeddings.position_embeddings.weight.zero_()

@@ -10,7 +10,8 @@ from unittest import mock
 
 import pytest
 import torch
-from conftest import SHARED_DATA as SHARED
+from helpers import SHARED_DATA as SHARED
+from helpers import tiny_config
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -48,8 +49,8 @@ TINY = dict(
 )
 
 
-def tiny_config(**overrides) -> InfoXLMConfig:
-    return InfoXLMConfig(**{**TINY, "xlco_layer": 3, **overrides})
+def infoxlm_config(**overrides) -> InfoXLMConfig:
+    return tiny_config(InfoXLMConfig, **{**TINY, "xlco_layer": 3, **overrides})
 
 
 def padded_batch(vocab_size: int = 99, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,8 +69,8 @@ def padded_batch(vocab_size: int = 99, seed: int = 0) -> tuple[torch.Tensor, tor
 @pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
 def test_encoder_matches_xlm_roberta_at_every_layer(attn_implementation):
     torch.manual_seed(0)
-    reference = XLMRobertaModel(XLMRobertaConfig(**TINY, attn_implementation=attn_implementation)).eval()
-    ours = InfoXLMModel(tiny_config(attn_implementation=attn_implementation)).eval()
+    reference = XLMRobertaModel(tiny_config(XLMRobertaConfig, **TINY, attn_implementation=attn_implementation)).eval()
+    ours = InfoXLMModel(infoxlm_config(attn_implementation=attn_implementation)).eval()
     assert ours.config._attn_implementation == attn_implementation
     missing, unexpected = ours.load_state_dict(reference.state_dict(), strict=True)
     ids, mask = padded_batch()
@@ -85,8 +86,8 @@ def test_encoder_matches_xlm_roberta_at_every_layer(attn_implementation):
 
 def test_eager_and_sdpa_agree():
     torch.manual_seed(0)
-    eager = InfoXLMModel(tiny_config(attn_implementation="eager")).eval()
-    sdpa = InfoXLMModel(tiny_config(attn_implementation="sdpa")).eval()
+    eager = InfoXLMModel(infoxlm_config(attn_implementation="eager")).eval()
+    sdpa = InfoXLMModel(infoxlm_config(attn_implementation="sdpa")).eval()
     sdpa.load_state_dict(eager.state_dict())
     ids, mask = padded_batch()
     with torch.no_grad():
@@ -97,7 +98,7 @@ def test_eager_and_sdpa_agree():
 
 def test_hidden_states_at_layer_stops_early_and_matches_full_forward():
     torch.manual_seed(0)
-    model = InfoXLMModel(tiny_config()).eval()
+    model = InfoXLMModel(infoxlm_config()).eval()
     ids, mask = padded_batch()
     with torch.no_grad():
         full = model(ids, attention_mask=mask, output_hidden_states=True).hidden_states
@@ -117,7 +118,7 @@ def test_hidden_states_at_layer_stops_early_and_matches_full_forward():
 
 def test_masked_only_logits_equal_full_logits_gathered():
     torch.manual_seed(0)
-    model = InfoXLMForMaskedLM(tiny_config()).eval()
+    model = InfoXLMForMaskedLM(infoxlm_config()).eval()
     ids, mask = padded_batch()
     labels = torch.full_like(ids, -100)
     labels[0, 2], labels[0, 5], labels[1, 1], labels[2, 1] = 7, 8, 9, 10
@@ -136,8 +137,8 @@ def test_masked_only_logits_equal_full_logits_gathered():
 
 def test_masked_lm_matches_xlm_roberta_for_masked_lm():
     torch.manual_seed(0)
-    reference = XLMRobertaForMaskedLM(XLMRobertaConfig(**TINY)).eval()
-    ours = InfoXLMForMaskedLM(tiny_config()).eval()
+    reference = XLMRobertaForMaskedLM(tiny_config(XLMRobertaConfig, **TINY)).eval()
+    ours = InfoXLMForMaskedLM(infoxlm_config()).eval()
     ours.load_state_dict(reference.state_dict())
     ids, mask = padded_batch()
     with torch.no_grad():
@@ -149,7 +150,7 @@ def test_masked_lm_matches_xlm_roberta_for_masked_lm():
 @pytest.mark.parametrize("use_projection", [True, False])
 def test_sentence_vector_is_cls_state_of_xlco_layer_through_projection(use_projection):
     torch.manual_seed(0)
-    model = InfoXLMForPreTraining(tiny_config(xlco_use_projection=use_projection, xlco_projection_size=16)).eval()
+    model = InfoXLMForPreTraining(infoxlm_config(xlco_use_projection=use_projection, xlco_projection_size=16)).eval()
     ids, mask = padded_batch()
     with torch.no_grad():
         hidden = model.roberta(ids, attention_mask=mask, output_hidden_states=True).hidden_states[3][:, 0]
@@ -164,7 +165,7 @@ def test_sentence_vector_is_cls_state_of_xlco_layer_through_projection(use_proje
 
 def test_sentence_vector_gradient_reaches_only_layers_up_to_xlco_layer():
     torch.manual_seed(0)
-    model = InfoXLMForPreTraining(tiny_config())
+    model = InfoXLMForPreTraining(infoxlm_config())
     ids, mask = padded_batch()
     model.sentence_vector(ids, mask).sum().backward()
     layers = model.roberta.encoder.layer
@@ -193,6 +194,17 @@ def test_config_defaults_and_validation():
             InfoXLMConfig(**{field: value})
 
 
+def test_keyword_overrides_of_a_saved_config_are_validated(workspace):
+    for overrides, field in (
+        ({"xlco_temperature": 0}, "xlco_temperature"),
+        ({"xlco_layer": 99}, "xlco_layer"),
+        ({"xlco_queue_size": 0}, "xlco_queue_size"),
+    ):
+        with pytest.raises(ValueError, match=f"{field}=.* is out of range"):
+            InfoXLMConfig.from_pretrained(workspace / "config", **overrides)
+    assert InfoXLMConfig.from_pretrained(workspace / "config", xlco_layer=3).xlco_layer == 3
+
+
 def test_auto_classes_resolve_to_infoxlm():
     config = AutoConfig.for_model("infoxlm", **TINY, xlco_layer=2)
     assert isinstance(config, InfoXLMConfig)
@@ -209,7 +221,7 @@ def test_auto_classes_resolve_to_infoxlm():
 
 def xlmr_checkpoint(directory: Path) -> XLMRobertaForMaskedLM:
     torch.manual_seed(0)
-    model = XLMRobertaForMaskedLM(XLMRobertaConfig(**TINY)).eval()
+    model = XLMRobertaForMaskedLM(tiny_config(XLMRobertaConfig, **TINY)).eval()
     model.save_pretrained(directory)
     return model
 
@@ -254,7 +266,7 @@ def test_round_trip_xlmr_to_infoxlm_and_back(tmp_path):
 
 def test_export_cli_writes_xlm_roberta_checkpoint_and_refuses_to_overwrite(tmp_path):
     torch.manual_seed(0)
-    model = InfoXLMForSequenceClassification(tiny_config(num_labels=3)).eval()
+    model = InfoXLMForSequenceClassification(infoxlm_config(num_labels=3)).eval()
     model.save_pretrained(tmp_path / "clf")
     from modeling_infoxlm.export import main
 
@@ -299,7 +311,7 @@ REMOTE_CODE_SCRIPT = textwrap.dedent(
 
 def test_remote_code_loads_where_package_is_not_importable(tmp_path):
     torch.manual_seed(0)
-    model = InfoXLMForPreTraining(tiny_config()).eval()
+    model = InfoXLMForPreTraining(infoxlm_config()).eval()
     model.save_pretrained(tmp_path / "ckpt")
     ids, _ = padded_batch()
     torch.save(ids, tmp_path / "ckpt" / "ids.pt")
@@ -318,7 +330,7 @@ def test_remote_code_loads_where_package_is_not_importable(tmp_path):
 
 
 def test_push_to_hub_uploads_model_code_tokenizer_and_card(tmp_path, tiny_tokenizer):
-    model = InfoXLMForPreTraining(tiny_config(vocab_size=len(tiny_tokenizer)))
+    model = InfoXLMForPreTraining(infoxlm_config(vocab_size=len(tiny_tokenizer)))
     uploaded = {}
 
     def fake_create_commit(self, repo_id, operations, **kwargs):
@@ -352,7 +364,7 @@ def test_unknown_model_type_is_rejected_with_its_name(tmp_path):
 
 
 def test_xlco_layer_out_of_range_in_a_checkpoint_names_the_field(tmp_path):
-    tiny_config().save_pretrained(tmp_path)
+    infoxlm_config().save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "xlco_layer": 9}))
     with pytest.raises(ValueError, match="xlco_layer=9"):

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import datasets
 import pytest
+from helpers import WORDS, tiny_config
 
 import run_pretrain
-from tests.conftest import WORDS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SCALED_DOWN = {
@@ -114,11 +114,11 @@ def test_readme_paper_command_starts_training_on_local_parquet_datasets(
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
     model_dir = tmp_path / given["--model_name_or_path"][0]
-    config = XLMRobertaConfig(
-        vocab_size=len(tiny_tokenizer),
+    config = tiny_config(
+        XLMRobertaConfig,
+        len(tiny_tokenizer),
         hidden_size=16,
         num_hidden_layers=int(given["--xlco_layer"][0]) + 1,
-        num_attention_heads=2,
         intermediate_size=32,
         max_position_embeddings=int(SCALED_DOWN["--max_seq_length"]) + 2,
     )

@@ -5,8 +5,7 @@ import itertools
 
 import pytest
 import torch
-from collators_helpers import random_sequences, within
-from pretraining_stream import tiny_infoxlm
+from helpers import random_sequences, save_tiny_checkpoint, tiny_infoxlm, within
 from transformers import TrainerCallback
 
 from trainer import (
@@ -172,8 +171,6 @@ def test_prefill_does_not_put_the_first_updates_positives_in_the_queue(tmp_path,
 
 
 def test_config_overrides_apply_to_model_name_or_path(tmp_path, tiny_tokenizer):
-    from conftest import save_tiny_checkpoint
-
     from modeling_infoxlm import InfoXLMForPreTraining
     from run_pretrain import ModelArguments, load_config
 

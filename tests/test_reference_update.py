@@ -13,11 +13,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-from pretraining_stream import tiny_infoxlm, tiny_trainer, worker_pythonpath
+from helpers import WORKERS, tiny_infoxlm, tiny_trainer, worker_pythonpath
 from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
@@ -204,7 +203,7 @@ def test_logged_loss_is_the_optimised_objective_and_objectives_are_per_token_mea
     assert log["loss"] == pytest.approx(summed / (masked["mlm"] + masked["tlm"] + sentences), rel=1e-3)
 
 
-WORKER = Path(__file__).with_name("ddp_reference_worker.py")
+WORKER = WORKERS / "ddp_reference_worker.py"
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ of plain XLM-R checkpoints, mean pooling and padding, the language groups, bad i
 """
 
 import json
-import random
 import runpy
 import subprocess
 import sys
@@ -13,54 +12,27 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import WORDS, build_tiny_tokenizer, tiny_encoder_config
+from helpers import (
+    REPO,
+    build_tiny_tokenizer,
+    eval_split,
+    reference_vectors,
+    save_tiny_checkpoint,
+    tiny_config,
+    write_pair,
+    write_tiny_tatoeba,
+)
 from safetensors.torch import load_file
-from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
+from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaModel
 
 import run_retrieval
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
 from trainer.retrieval import encode, load_retrieval_model, retrieval_report
 
-REPO = Path(__file__).resolve().parents[1]
-ENGLISH_WORDS, FRENCH_WORDS, GERMAN_WORDS = WORDS[:20], WORDS[20:38], WORDS[38:]
 QUIET = ["--disable_tqdm", "--device", "cpu"]
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
-def random_sentences(rng: random.Random, words: list[str], count: int) -> list[str]:
-    """`count` distinct sentences of 2 to 9 words: distinct so that no two candidates tie, varied so batches pad."""
-    sentences: dict[str, None] = {}
-    while len(sentences) < count:
-        sentences[" ".join(rng.choice(words) for _ in range(rng.randint(2, 9)))] = None
-    return list(sentences)
-
-
-def write_pair(directory: Path, language: str, foreign: list[str], english: list[str]) -> None:
-    for side, lines in ((language, foreign), ("eng", english)):
-        (directory / f"tatoeba.{language}-eng.{side}").write_text("".join(f"{s}\n" for s in lines), encoding="utf-8")
-
-
-def write_tiny_tatoeba(directory: Path, lines: int = 50) -> Path:
-    """
-    fra and deu: random sentences on both sides (accuracies near chance, different in each direction); sco: a copy
-    of its English side (every sentence retrieves its own copy); enm: its English side with the word order reversed
-    (the same bag of words: easy for mean pooling, harder for the `<s>` state).
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(0)
-    for language in ("fra", "deu", "sco", "enm"):
-        english = random_sentences(rng, ENGLISH_WORDS, lines)
-        if language == "sco":
-            foreign = english
-        elif language == "enm":
-            foreign = [" ".join(reversed(sentence.split())) for sentence in english]
-        else:
-            foreign = random_sentences(rng, FRENCH_WORDS if language == "fra" else GERMAN_WORDS, lines)
-        write_pair(directory, language, foreign, english)
-    (directory / "README.md").write_text("documentation is skipped\n")
-    return directory
 
 
 @pytest.fixture(scope="module")
@@ -68,56 +40,22 @@ def tiny_tatoeba(tmp_path_factory) -> Path:
     return write_tiny_tatoeba(tmp_path_factory.mktemp("tatoeba"))
 
 
-def save_checkpoint(kind: str, directory: Path, tokenizer, save_tokenizer: bool = True) -> Path:
-    """
-    A random 2-layer checkpoint: `infoxlm` (xlco_layer 1, projection saved) or plain `xlm-roberta` (no XLCO fields,
-    no projection). Weights are drawn with std 0.1 rather than 0.02: at 0.02 the `<s>` states of different sentences
-    are so nearly parallel that their nearest neighbours are ties within float error, and no comparison is sharp.
-    """
-    torch.manual_seed(0)
-    if kind == "infoxlm":
-        config = tiny_encoder_config(InfoXLMConfig, len(tokenizer), xlco_layer=1, initializer_range=0.1)
-        model = InfoXLMForPreTraining(config)
-    else:
-        model = XLMRobertaForMaskedLM(tiny_encoder_config(XLMRobertaConfig, len(tokenizer), initializer_range=0.1))
-    model.save_pretrained(directory)
-    if save_tokenizer:
-        tokenizer.save_pretrained(directory)
-    return directory
+# Checkpoints with weights drawn with std 0.1 rather than 0.02: at 0.02 the `<s>` states of different sentences are so
+# nearly parallel that their nearest neighbours are ties within float error, and no comparison is sharp.
+SHARP = dict(initializer_range=0.1)
 
 
 @pytest.fixture(scope="module")
 def infoxlm_checkpoint(tmp_path_factory) -> Path:
-    return save_checkpoint("infoxlm", tmp_path_factory.mktemp("infoxlm"), build_tiny_tokenizer())
+    return save_tiny_checkpoint("infoxlm", tmp_path_factory.mktemp("infoxlm"), build_tiny_tokenizer(), **SHARP)
 
 
 @pytest.fixture(scope="module")
 def xlmr_checkpoint(tmp_path_factory) -> Path:
-    return save_checkpoint("xlm-roberta", tmp_path_factory.mktemp("xlmr"), build_tiny_tokenizer())
+    return save_tiny_checkpoint("xlm-roberta", tmp_path_factory.mktemp("xlmr"), build_tiny_tokenizer(), **SHARP)
 
 
 # ---- the independent computation ----------------------------------------------------------------------------------
-
-
-def eval_split(directory: Path, language: str, every: int = 5) -> tuple[list[str], list[str]]:
-    """Lines i with i % every == 0 of both files, read by hand."""
-    sides = [
-        (directory / f"tatoeba.{language}-eng.{side}").read_text("utf-8").splitlines() for side in (language, "eng")
-    ]
-    rows = [(x, e) for i, (x, e) in enumerate(zip(*sides)) if i % every == 0 and x.strip() and e.strip()]
-    return [x for x, _ in rows], [e for _, e in rows]
-
-
-@torch.no_grad()
-def reference_vectors(model: XLMRobertaModel, tokenizer, sentences, layer: int, projection=None) -> dict:
-    """Each sentence alone (no padding at all) through the full encoder; `hidden_states[layer]` of that run."""
-    vectors = {"xlco": [], "mean": []}
-    for sentence in sentences:
-        inputs = tokenizer(sentence, return_tensors="pt")
-        states = model(**inputs, output_hidden_states=True).hidden_states[layer][0]  # (seq, hidden)
-        vectors["xlco"].append(states[0] if projection is None else projection @ states[0])
-        vectors["mean"].append(states.mean(dim=0))
-    return vectors
 
 
 # Cosine similarities closer than this to the best one are a tie: the script encodes in padded batches and this file
@@ -322,7 +260,7 @@ def misaligned_folder(tmp_path: Path) -> Path:
 def checkpoint_without_tokenizer(tmp_path: Path) -> Path:
     """transformers would load a tokenizer of special tokens only from it: every word an <unk>."""
     directory = tmp_path / "bare"
-    XLMRobertaModel(tiny_encoder_config(XLMRobertaConfig, 64), add_pooling_layer=False).save_pretrained(directory)
+    XLMRobertaModel(tiny_config(XLMRobertaConfig, 64), add_pooling_layer=False).save_pretrained(directory)
     return directory
 
 
@@ -426,7 +364,7 @@ def test_shared_tatoeba(tmp_path, shared_data):
     # A tiny encoder over the real XLM-R vocabulary; the tokenizer (4 s to load) stays outside the checkpoint and is
     # passed with --tokenizer_name.
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    checkpoint = save_checkpoint("infoxlm", tmp_path / "model", tokenizer, save_tokenizer=False)
+    checkpoint = save_tiny_checkpoint("infoxlm", tmp_path / "model", tokenizer, save_tokenizer=False, **SHARP)
     args = ["--model_name_or_path", str(checkpoint), "--tokenizer_name", str(tokenizer_dir)]
     args += ["--tatoeba_dir", str(tatoeba), "--languages", "fra,swh", "--mono_only_languages", "swh"]
     report = run_retrieval.main([*args, "--output_dir", str(tmp_path / "out"), *QUIET])

@@ -11,7 +11,7 @@ import torch
 
 pytest.importorskip("sentence_transformers")
 
-from conftest import SHARED_DATA  # noqa: E402
+from helpers import SHARED_DATA, tiny_config  # noqa: E402
 
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining  # noqa: E402
 from trainer.data import train_tokenizer  # noqa: E402
@@ -69,11 +69,6 @@ def tokenizer(small_tokenizer):
     return small_tokenizer
 
 
-def tiny(config_class, vocab_size: int, **overrides):
-    fields = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64)
-    return config_class(vocab_size=vocab_size, max_position_embeddings=130, **{**fields, **overrides})
-
-
 def encode_in_fresh_interpreter(folder: Path, sentences: list[str], tmp_path: Path) -> torch.Tensor:
     (tmp_path / "sentences.json").write_text(json.dumps(sentences, ensure_ascii=False), encoding="utf-8")
     result = subprocess.run(
@@ -91,7 +86,7 @@ def test_export_encodes_the_xlco_sentence_vector_without_custom_code(
     tmp_path, sentences, tokenizer, single_torch_thread
 ):
     torch.manual_seed(0)
-    config = tiny(InfoXLMConfig, len(tokenizer), xlco_layer=2)
+    config = tiny_config(InfoXLMConfig, len(tokenizer), num_hidden_layers=3, xlco_layer=2)
     model = InfoXLMForPreTraining(config).eval()
     # A square, non-symmetric projection: a transposed copy would give other vectors of the same shape.
     assert not torch.allclose(model.xlco_proj.weight, model.xlco_proj.weight.T)
@@ -117,7 +112,9 @@ def test_mean_pooling_export_of_an_infoxlm_model(tmp_path, sentences, small_toke
     from sentence_transformers import SentenceTransformer
 
     torch.manual_seed(1)
-    model = InfoXLMForPreTraining(tiny(InfoXLMConfig, len(small_tokenizer), xlco_layer=1)).eval()
+    model = InfoXLMForPreTraining(
+        tiny_config(InfoXLMConfig, len(small_tokenizer), num_hidden_layers=3, xlco_layer=1)
+    ).eval()
     model.save_pretrained(
         tmp_path / "mean", as_sentence_transformer=True, tokenizer=small_tokenizer, pooling="mean", layer=2
     )
@@ -137,7 +134,7 @@ def test_export_cli_from_an_xlm_roberta_checkpoint(tmp_path, sentences, small_to
     from modeling_infoxlm.export import main
 
     torch.manual_seed(2)
-    source = XLMRobertaForMaskedLM(tiny(XLMRobertaConfig, len(small_tokenizer))).eval()
+    source = XLMRobertaForMaskedLM(tiny_config(XLMRobertaConfig, len(small_tokenizer), num_hidden_layers=3)).eval()
     source.save_pretrained(tmp_path / "xlmr")
     small_tokenizer.save_pretrained(tmp_path / "xlmr")
     assert main([str(tmp_path / "xlmr"), str(tmp_path / "out"), "--sentence_transformer"]) == 0

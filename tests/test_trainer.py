@@ -2,11 +2,10 @@
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 import torch
-from pretraining_stream import StopAfter, assert_same, run_torchrun, snapshot, tiny_infoxlm, tiny_trainer
+from helpers import WORKERS, StopAfter, assert_same, run_torchrun, snapshot, tiny_infoxlm, tiny_trainer
 from safetensors.torch import load_file
 from transformers import AutoModel, TrainerCallback
 
@@ -189,12 +188,12 @@ def test_objectives_can_be_switched_off(tmp_path, tiny_tokenizer):
         tiny_trainer(tiny_tokenizer, tmp_path, objectives="mlm,nsp")
 
 
-WORKER = Path(__file__).with_name("ddp_worker.py")
+WORKER = WORKERS / "ddp_worker.py"
 
 
 @pytest.mark.slow
 def test_two_processes_stay_identical_and_skip_a_nan_on_one_rank_together(tmp_path):
-    """2 ranks (gloo), bf16, 3 updates; rank 1 alone has a NaN loss at update 2 (tests/ddp_worker.py)."""
+    """2 ranks (gloo), bf16, 3 updates; rank 1 alone has a NaN loss at update 2 (tests/workers/ddp_worker.py)."""
     result = run_torchrun(WORKER, tmp_path, port=29517)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert "Non-finite loss at update 2" in result.stdout + result.stderr

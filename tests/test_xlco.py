@@ -4,8 +4,9 @@ import math
 
 import pytest
 import torch
+from helpers import tiny_infoxlm
 
-from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
+from modeling_infoxlm import InfoXLMForPreTraining
 from trainer.key_encoder import KeyEncoder
 from trainer.momentum import MomentumSchedule
 from trainer.negative_queue import NegativeQueue
@@ -144,19 +145,9 @@ def test_momentum_schedules():
             MomentumSchedule.parse(bad)
 
 
-def tiny_model(**overrides) -> InfoXLMForPreTraining:
-    torch.manual_seed(0)
-    config = InfoXLMConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=40,
-        xlco_layer=2,
-        **overrides,
-    )
-    return InfoXLMForPreTraining(config)
+def tiny_model() -> InfoXLMForPreTraining:
+    """Four layers, XLCO at layer 2: the key encoder must hold the embeddings and layers 0 and 1 only."""
+    return tiny_infoxlm(50, num_hidden_layers=4, max_position_embeddings=40)
 
 
 def test_key_encoder_holds_only_what_xlco_needs_and_matches_query_vectors():

@@ -12,8 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import XNLI_LABELS, XNLI_WORDS, build_tiny_tokenizer, tiny_encoder_config, tiny_xnli_rows
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from helpers import (
+    XNLI_LABELS,
+    XNLI_WORDS,
+    build_tiny_tokenizer,
+    save_tiny_checkpoint,
+    tiny_config,
+    tiny_xnli_rows,
+)
 from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import (
@@ -268,9 +275,7 @@ def test_zero_shot_run_on_generated_data(tmp_path, tiny_xnli_dir, tiny_xnli_chec
 
 def test_checkpoint_with_other_labels_is_rejected(tmp_path, tiny_xnli_dir):
     checkpoint = tmp_path / "classifier"
-    config = tiny_encoder_config(
-        XLMRobertaConfig, len(build_tiny_tokenizer()), id2label={0: "yes", 1: "no", 2: "maybe"}
-    )
+    config = tiny_config(XLMRobertaConfig, len(build_tiny_tokenizer()), id2label={0: "yes", 1: "no", 2: "maybe"})
     XLMRobertaForSequenceClassification(config).save_pretrained(checkpoint)
     build_tiny_tokenizer().save_pretrained(checkpoint)
     output_dir = tmp_path / "out"
@@ -449,14 +454,8 @@ def test_single_config_file_argument(suffix, tmp_path, tiny_xnli_dir, tiny_infox
 @pytest.mark.slow
 def test_tiny_infoxlm_on_shared_xnli(tmp_path, shared_data, capsys):
     """A tiny random InfoXLM with the real XLM-R tokenizer trains on en.dev.tsv and is tested on en and sw."""
-    from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
-
     tokenizer = AutoTokenizer.from_pretrained(shared_data / "xlmr-tokenizer")
-    config = tiny_encoder_config(InfoXLMConfig, len(tokenizer), xlco_layer=1, xlco_queue_size=64)
-    checkpoint = tmp_path / "tiny-infoxlm"
-    torch.manual_seed(0)
-    InfoXLMForPreTraining(config).save_pretrained(checkpoint)
-    tokenizer.save_pretrained(checkpoint)
+    checkpoint = save_tiny_checkpoint("infoxlm", tmp_path / "tiny-infoxlm", tokenizer)
 
     xnli = shared_data / "xnli"
     output_dir = tmp_path / "out"

@@ -6,8 +6,15 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import build_tiny_tokenizer
-from pretraining_stream import StopAfter, corpus_dataset, corpus_trainer, snapshot, tiny_infoxlm, write_tiny_corpus
+from helpers import (
+    StopAfter,
+    build_tiny_tokenizer,
+    corpus_dataset,
+    snapshot,
+    tiny_infoxlm,
+    tiny_trainer,
+    write_tiny_corpus,
+)
 from safetensors.torch import save_file
 
 
@@ -22,14 +29,18 @@ def main(root: Path, rank: int):
     def dataset():  # a cache per rank: the ranks tokenize at the same time
         return corpus_dataset(tokenizer, corpus, data_cache_dir=str(root / f"cache-{rank}"))
 
-    straight = corpus_trainer(tokenizer, dataset(), root / "straight")
+    straight = tiny_trainer(tokenizer, root / "straight", max_steps=6, dataset=dataset())
     straight.train()
     save_file(snapshot(straight), root / f"straight-rank{rank}.safetensors")
 
-    first = corpus_trainer(tokenizer, dataset(), root / "resumed", save_strategy="steps", save_steps=3)
+    first = tiny_trainer(
+        tokenizer, root / "resumed", max_steps=6, dataset=dataset(), save_strategy="steps", save_steps=3
+    )
     first.add_callback(StopAfter(3))
     first.train()
-    resumed = corpus_trainer(tokenizer, dataset(), root / "resumed", model=tiny_infoxlm(len(tokenizer), seed=7))
+    resumed = tiny_trainer(
+        tokenizer, root / "resumed", max_steps=6, dataset=dataset(), model=tiny_infoxlm(len(tokenizer), seed=7)
+    )
     resumed.train(resume_from_checkpoint=str(root / "resumed" / "checkpoint-3"))
     save_file(snapshot(resumed), root / f"resumed-rank{rank}.safetensors")
 

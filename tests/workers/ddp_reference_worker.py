@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import build_tiny_tokenizer
-from pretraining_stream import SyntheticPretrainingStream, tiny_infoxlm, tiny_trainer
+from helpers import SyntheticPretrainingStream, build_tiny_tokenizer, tiny_infoxlm, tiny_trainer
 from safetensors.torch import save_file
 
 from trainer import InfoXLMDataCollator

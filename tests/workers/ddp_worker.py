@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import build_tiny_tokenizer
-from pretraining_stream import snapshot, tiny_infoxlm, tiny_trainer
+from helpers import build_tiny_tokenizer, snapshot, tiny_infoxlm, tiny_trainer
 from safetensors.torch import save_file
 from transformers import TrainerCallback
 
