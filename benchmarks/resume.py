@@ -43,9 +43,8 @@ from workloads import pretraining_dataset  # noqa: E402
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining  # noqa: E402
 from run_pretrain import DEMO_DIR, demo_arguments  # noqa: E402
 from trainer import InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments  # noqa: E402
-from trainer.data.dataset import Corpora  # noqa: E402
+from trainer.data import Corpora, find_parallel_corpora  # noqa: E402
 from trainer.data.hf_sources import HFTextCorpus, HFTranslationCorpus  # noqa: E402
-from trainer.data.sources import find_parallel_corpora  # noqa: E402
 from trainer.data.stream_position import save_stream_position  # noqa: E402
 
 

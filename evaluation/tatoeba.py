@@ -9,8 +9,7 @@ import os
 from pathlib import Path
 
 from infoxlm_cli import ConfigError
-from trainer.data import DataError, load_parallel_pairs
-from trainer.data.sources import find_parallel_corpora
+from trainer.data import DataError, find_parallel_corpora, load_parallel_pairs
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,13 @@ from transformers import PreTrainedTokenizerFast, TrainerCallback
 
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
 from trainer import DataArguments, InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments
-from trainer.data.dataset import Corpora, build_pretraining_dataset
+from trainer.data import (  # XLM-R's ids 0..3; <mask> is 4
+    SPECIAL_TOKENS,
+    Corpora,
+    build_pretraining_dataset,
+    xlmr_style_tokenizer,
+)
 from trainer.data.hf_sources import HFTextCorpus, HFTranslationCorpus
-from trainer.data.tokenizer_training import SPECIAL_TOKENS, xlmr_style_tokenizer  # XLM-R's ids 0..3; <mask> is 4
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

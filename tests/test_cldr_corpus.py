@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.data.demo_corpus import (
-    DEMO_LOCALES,
-    LOCALE_SCRIPTS,
-    NAME_CATEGORIES,
-    PHRASE_CATEGORIES,
-    category,
-    cldr_entries,
-    heldout_keys,
-    write_demo_corpus,
-)
-from trainer.data.sources import find_mono_corpora, find_parallel_corpora
+from trainer.data import find_mono_corpora, find_parallel_corpora
+from trainer.data.cldr import NAME_CATEGORIES, PHRASE_CATEGORIES, category, cldr_entries
+from trainer.data.demo_corpus import DEMO_LOCALES, LOCALE_SCRIPTS, heldout_keys, write_demo_corpus
 
 TRAINER_DIR = Path(__file__).resolve().parents[1] / "trainer"
 
@@ -190,9 +182,34 @@ def test_existing_corpus_is_reused_or_replaced(tmp_path):
     assert (out / "mono/fr.txt").stat().st_mtime_ns == stamp  # same parameters: nothing rewritten
     summary = write_demo_corpus(out, locales=locales, seed=3)
     assert summary["parameters"]["seed"] == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]
+    # A write cut short leaves `corpus.tmp` behind: the next write starts afresh, so none of its files get in.
+    (tmp_path / "corpus.tmp" / "mono").mkdir(parents=True)
+    (tmp_path / "corpus.tmp" / "mono" / "xx.txt").write_text("stray\n")
+    summary = write_demo_corpus(out, locales=locales, seed=4)
+    assert summary["parameters"]["seed"] == 4 and sorted(p.name for p in (out / "mono").iterdir()) == [
+        f"{locale}.txt" for locale in sorted(locales)
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError):
         write_demo_corpus(tmp_path / "mine", locales=locales)
     with pytest.raises(ValueError, match="cannot name a corpus file"):
         write_demo_corpus(tmp_path / "bad", locales=("en", "zh-Hant"))
+
+
+def test_a_corpus_that_cannot_take_the_place_of_the_old_one_leaves_it_as_it_was(tmp_path, monkeypatch):
+    out = tmp_path / "corpus"
+    write_demo_corpus(out, locales=("en", "fr"))
+    before = read_files(out)
+    real_replace = os.replace
+
+    def replace(source, target):  # the file system refuses the new corpus its place (full, read-only, ...)
+        if os.fspath(source).endswith("corpus.tmp"):
+            raise OSError("no space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="no space left"):
+        write_demo_corpus(out, locales=("en", "fr"), seed=5)
+    assert read_files(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]

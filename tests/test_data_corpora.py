@@ -7,7 +7,7 @@ import datasets
 import pytest
 
 from trainer import DataArguments, DataError, build_pretraining_dataset, load_heldout_pairs, load_parallel_pairs
-from trainer.data.sources import find_mono_corpora, find_parallel_corpora
+from trainer.data import find_mono_corpora, find_parallel_corpora
 
 
 def write(path, content):

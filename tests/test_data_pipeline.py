@@ -10,8 +10,7 @@ from transformers import HfArgumentParser
 
 from trainer import DataArguments, InfoXLMDataCollator, build_pretraining_dataset
 from trainer.data import SeededCollator
-from trainer.data.sampling import sampling_probabilities
-from trainer.data.streams import ArrowBlockSegment, StreamBlockSegment
+from trainer.data.streams import ArrowBlockSegment, StreamBlockSegment, sampling_probabilities
 
 WORDS = {"en": "the cat dog sat on mat", "fr": "le chat chien sur tapis", "de": "der die das katze hund"}
 
@@ -76,7 +75,7 @@ def test_languages_are_drawn_with_the_alpha_probabilities(corpus_dir, tiny_token
 
 
 def test_summary_is_logged(corpus_dir, tiny_tokenizer, caplog):
-    caplog.set_level("INFO", logger="trainer.data.dataset")
+    caplog.set_level("INFO", logger="trainer.data.assembly")
     _, summary = build_pretraining_dataset(make_args(corpus_dir), tiny_tokenizer, ["mlm", "tlm"], seed=0)
     assert "p(sample)" in caplog.text and "fr-en" in caplog.text and "blank lines" in caplog.text
     assert summary["mlm"]["tokens"] == 4 * (400 + 100 + 25)  # 4 words per sentence

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from helpers import LANGUAGE_WORDS, corpus_dataset, tiny_trainer, write_tiny_corpus
 
-from trainer.data import sources, streams
+from trainer.data import find_mono_corpora, find_parallel_corpora, sources, streams
 from trainer.data.dataset import PretrainingIterator
 
 
@@ -126,7 +126,7 @@ def test_a_shard_seeks_to_its_own_chunks_of_a_file_and_reads_what_a_full_read_gi
     (tmp_path / "t.fr-en.tsv").write_text("".join(f"le chat {i}\tthe cat {i}\n" for i in range(100)))
     rows = [f'{{"translation": {{"fr": "le {i}", "en": "the {i}"}}}}\n' for i in range(100)]
     (tmp_path / "t.fr-en.jsonl").write_text("".join(rows))
-    corpora = sources.find_mono_corpora([str(tmp_path / "en.txt")]) + sources.find_parallel_corpora(
+    corpora = find_mono_corpora([str(tmp_path / "en.txt")]) + find_parallel_corpora(
         [str(tmp_path / name) for name in ("t.fr-en.fr", "t.fr-en.tsv", "t.fr-en.jsonl")], heldout_every=5
     )
     for corpus in corpora:

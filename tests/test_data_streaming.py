@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from trainer import DataArguments, InfoXLMDataCollator, build_pretraining_dataset
-from trainer.data.dataset import Corpora
+from trainer.data import Corpora
 from trainer.data.hf_sources import HFTextCorpus, HFTranslationCorpus
 
 WORDS = "the a cat dog sat on mat house red blue green big small one two three and or is was".split()

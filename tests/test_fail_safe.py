@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 
 from trainer import DataArguments, DataError, build_pretraining_dataset
 from trainer.checkpoints import CheckpointError, check_checkpoint, resolve_resume_checkpoint
-from trainer.data.sources import find_mono_corpora, find_parallel_corpora
+from trainer.data import find_mono_corpora, find_parallel_corpora
 from trainer.output_folder import (
     OutputFolderError,
     check_output_folder,

@@ -20,7 +20,7 @@ import run_retrieval
 from evaluation.metrics import METRICS_DIR, load_metric
 from evaluation.mining import best_by_margin, margin_score_matrix, mine_pairs
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
-from trainer.data.tokenizer_training import train_tokenizer
+from trainer.data import train_tokenizer
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

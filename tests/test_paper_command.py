@@ -165,9 +165,8 @@ def test_one_config_flag_for_both_datasets_is_refused_with_the_new_flags_named()
 
 
 def test_a_dataset_built_by_a_loading_script_is_refused_with_what_to_use_instead(tmp_path, tiny_tokenizer):
-    from trainer.data import build_pretraining_dataset
+    from trainer.data import DataError, build_pretraining_dataset
     from trainer.data.arguments import DataArguments
-    from trainer.data.errors import DataError
 
     (tmp_path / "cc100").mkdir()
     (tmp_path / "cc100" / "cc100.py").write_text("import datasets\n")  # what `cc100` was: a loading script

@@ -14,7 +14,7 @@ pytest.importorskip("sentence_transformers")
 from helpers import SHARED_DATA, tiny_config  # noqa: E402
 
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining  # noqa: E402
-from trainer.data.tokenizer_training import train_tokenizer  # noqa: E402
+from trainer.data import train_tokenizer  # noqa: E402
 
 LOCALES = ("en", "fr", "de", "ru", "zh_Hans", "ar", "hi", "ja", "sw", "el")
 

@@ -29,9 +29,7 @@ from .checkpoints import (
     resolve_resume_checkpoint,
     staging_folder,
 )
-from .data.dataset import PretrainingDataset
-from .data.errors import DataError
-from .data.seeded_collator import SeededCollator
+from .data import DataError, PretrainingDataset, SeededCollator
 from .data.stream_position import describe_position, load_stream_position, save_stream_position
 from .key_encoder import KeyEncoder
 from .momentum import MomentumSchedule

@@ -161,16 +161,43 @@ def remove_previous_run(output_dir: str | os.PathLike, outputs: RunOutputs = PRE
 
 def write_files_atomically(writers: dict[str | os.PathLike, Callable[[str], object]]) -> list[str]:
     """Writes each file through `write(temporary_path)` and renames it into place, so an interrupted run never
-    leaves a half-written result under its final name. Returns the paths written, in order."""
+    leaves a half-written result under its final name. `write` may also make a folder of files there (the demo
+    corpus): a folder already at the path is then replaced as a whole. One writer of a path at a time (the
+    temporary path is fixed, so that a later write removes what an interrupted one left). Returns the paths written,
+    in order."""
     written = []
     for path, write in writers.items():
         path = os.fspath(path)
         temporary = f"{path}.tmp"
         try:
+            _remove(temporary)  # left by an interrupted write: a folder would keep files the new write does not make
             write(temporary)
-            os.replace(temporary, path)
+            _replace(temporary, path)
         finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+            _remove(temporary)
         written.append(path)
     return written
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def _replace(temporary: str, path: str) -> None:
+    """os.replace, which puts a folder over an empty folder only: a previous folder is moved aside first, put back
+    if the new one cannot take its place, and deleted once it has."""
+    if not (os.path.isdir(temporary) and os.path.isdir(path) and not os.path.islink(path)):
+        os.replace(temporary, path)
+        return
+    previous = f"{path}.previous{TEMPORARY_SUFFIX}"
+    _remove(previous)
+    os.replace(path, previous)
+    try:
+        os.replace(temporary, path)
+    except OSError:
+        os.replace(previous, path)
+        raise
+    _remove(previous)

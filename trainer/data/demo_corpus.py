@@ -1,11 +1,8 @@
 """A small multilingual demo corpus built from the Unicode CLDR data that babel ships.
 
-CLDR holds genuine human translations of the same things in hundreds of languages: names of territories,
-languages, scripts, currencies and units, calendar words, and patterns that compose phrases (full dates, lists,
-"3 days ago", "12 kilometres"). Every entry here has a language-independent key ("territory:FR",
-"date:full:2024-03-05", "relative:-3:day", "unit:length-kilometer:12"), so the same key in two locales is a
-translation pair. That makes an offline, licence-clean corpus for trying the whole pipeline (MLM, TLM, XLCO and
-retrieval evaluation) on ~40 languages in ~20 scripts without downloading anything.
+The same key in two locales is a translation pair (cldr.py: the entries of a locale and the skip rule). That makes
+an offline, licence-clean corpus for trying the whole pipeline (MLM, TLM, XLCO and retrieval evaluation) on ~40
+languages in ~20 scripts without downloading anything.
 
 Layout written by `write_demo_corpus(out_dir)` (the readers of `trainer.data.sources` accept it as is):
 
@@ -20,33 +17,34 @@ hash of the key, the same keys for every locale. Their pairs never reach a paral
 sentences do appear in the monolingual files by default: as in the paper's retrieval evaluation, seeing a
 sentence alone is fine, seeing it aligned with its translation is not.
 
-Skip rule (see `SKIP_RULE`): CLDR falls back silently where a locale lacks data (to the key's code, to the
-language-neutral root locale, or to English-identical text), and such entries are not translations.
+Also here, for models trained from scratch (the demo's, experiments/'): `train_tokenizer`, a small XLM-R-style
+tokenizer trained on the pretraining text itself. XLM-R's own (SentencePiece unigram, 250k pieces) would make the
+embedding and the vocabulary projection of a tiny model hundreds of times larger than its encoder. This trains a
+byte-pair vocabulary of a few thousand pieces with XLM-R's conventions instead: the same special tokens at the same
+ids (`<s>`=0, `<pad>`=1, `</s>`=2, `<unk>`=3, `<mask>`), the same `▁` word-boundary marker and the same pair layout
+`<s> A </s></s> B </s>`, so every part of the pipeline treats it exactly like XLM-R's. BPE rather than unigram
+because it trains in seconds (unigram EM takes a minute on 80k sentences on two cores).
 """
 
-import datetime
-import functools
 import hashlib
 import json
-import os
-import pickle
 import random
 import re
-import shutil
-import tempfile
 import time
 from collections import Counter
-from decimal import Decimal
+from collections.abc import Iterable
 from pathlib import Path
 
 import babel
-from babel import Locale, dates, lists, localedata, numbers, units
-from babel.core import get_cldr_version, get_global, parse_locale
+from babel.core import get_cldr_version
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
 
-from .sources import _PAIR_CODE
+from ..output_folder import write_files_atomically
+from .cldr import ENGLISH, PHRASE_CATEGORIES, SKIP_RULE, category, cldr_entries, likely_script, skipped_counts
+from .sources import PAIR_CODE
 
 FORMAT_VERSION = 1
-ENGLISH = "en"  # the reference of the skip rule (every kept key has an English entry) and the default pivot
 
 # ~40 locales with good CLDR coverage, 21 scripts. Script subtags are explicit where a language has two (zh, sr).
 DEMO_LOCALES: tuple[str, ...] = (
@@ -69,281 +67,7 @@ EXTRA_PAIRS: tuple[tuple[str, str], ...] = (
     ("fr", "de"), ("es", "pt"), ("ru", "uk"), ("zh_Hans", "ja"), ("ar", "fa"), ("hi", "bn"),
 )  # fmt: skip
 
-NAME_CATEGORIES = ("territory", "language", "script", "currency", "unit-name")
-# Composed phrases: the only categories held out for retrieval (names are single words, too easy and too few).
-PHRASE_CATEGORIES = ("date", "list", "relative", "unit", "money", "compact")
-
-SKIP_RULE = (
-    "An entry is skipped when (error) babel raises for it, (empty) it is empty, (code) its text is its key's code "
-    "(case-insensitive, e.g. 'FR' for territory:FR; kept when CLDR's English name is that word too, e.g. script "
-    "'Thai') or contains a unit or currency code as a word (babel's fallback for a missing unit or currency name), "
-    "(no_english) English has no entry for the key, so the next two checks are impossible, (root) a non-English "
-    "text equals the language-neutral CLDR root value, e.g. month 'M03' or relative time '+3 d' (inherited "
-    "placeholder), or a date uses a root month name, (english) a non-English text is identical to the English "
-    "one. The last check is stricter than needed for cognates ('Canada' in French), on purpose: an identical "
-    "string is either an untranslated fallback or a pair that teaches only copying, and identical candidates "
-    "make retrieval trivial."
-)
-
-# Fixed inputs of the composed phrases: part of the keys, so they must never depend on the seed.
-_UNITS = (
-    "length-kilometer", "length-meter", "length-centimeter", "length-millimeter", "length-mile", "length-foot",
-    "length-inch", "mass-kilogram", "mass-gram", "mass-pound", "mass-tonne", "volume-liter", "volume-milliliter",
-    "volume-cup", "volume-gallon", "duration-year", "duration-month", "duration-week", "duration-day",
-    "duration-hour", "duration-minute", "duration-second", "temperature-celsius", "temperature-fahrenheit",
-    "speed-kilometer-per-hour", "speed-mile-per-hour", "area-hectare", "area-square-meter", "area-square-kilometer",
-    "digital-gigabyte", "digital-megabyte", "energy-kilocalorie", "power-kilowatt", "electric-volt",
-    "frequency-megahertz", "pressure-bar",
-)  # fmt: skip
-_UNIT_VALUES = (1, 2, 5, 12, 21)  # different plural forms in most languages (one, two/few, many, other)
-_DATES = tuple(
-    datetime.date(year, month, (7 * month + year) % 28 + 1) for year in (2023, 2024) for month in range(1, 13)
-)
-_LIST_TERRITORIES = (
-    "FR", "DE", "IT", "ES", "JP", "CN", "IN", "BR", "EG", "KE", "RU", "US", "MX",
-    "CA", "AU", "NG", "TR", "KR", "GR", "IL", "TH", "GE", "AM", "ET", "VN",
-)  # fmt: skip
-_RELATIVE_UNITS = ("minute", "hour", "day", "week", "month", "year")
-_RELATIVE_VALUES = (1, 2, 3, 5, 10)
-_MONEY_CURRENCIES = ("EUR", "USD", "JPY", "GBP", "CNY", "INR", "RUB", "KES", "BRL", "CHF")
-_MONEY_AMOUNTS = (Decimal("1"), Decimal("2"), Decimal("12.50"), Decimal("1000"))
-_COMPACT_VALUES = (12_000, 250_000, 3_000_000, 45_000_000, 2_000_000_000, 7_000_000_000_000)
-_DAY_PERIODS = ("am", "pm", "midnight", "noon")  # morning1 etc. cover different hours in each locale: no pairs
-_SECONDS_PER_UNIT = dict(dates.TIMEDELTA_UNITS)
-
-# What babel raises for data a locale lacks (KeyError mostly, UnknownUnitError is a ValueError). Not TypeError: that
-# is a wrong call here, which must fail loudly instead of quietly skipping a whole category.
-_BABEL_ERRORS = (LookupError, ValueError, numbers.UnknownCurrencyError)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Locale data
-
-
-def likely_script(locale: str) -> str:
-    """ISO 15924 script of a locale: its script subtag, else CLDR's likely subtags ('ru' -> 'Cyrl', 'ja' -> 'Jpan')."""
-    language, _, script, *_ = parse_locale(locale)
-    return script or parse_locale(get_global("likely_subtags")[language])[2]
-
-
 LOCALE_SCRIPTS: dict[str, str] = {locale: likely_script(locale) for locale in DEMO_LOCALES}
-
-
-def _parent_locale(name: str) -> str:
-    """CLDR parent of a locale, as babel.localedata.load computes it (explicit exceptions, non-likely scripts)."""
-    parent = get_global("parent_exceptions").get(name)
-    if parent:
-        return parent
-    parts = name.split("_")
-    if len(parts) == 2 and len(parts[1]) == 4 and likely_script(parts[0]) != parts[1]:
-        return "root"  # zh_Hant, sr_Latn: a non-likely script does not inherit from the bare language
-    return "root" if len(parts) == 1 else "_".join(parts[:-1])
-
-
-@functools.cache
-def _fresh_locale(name: str) -> Locale:
-    """A Locale whose data is private to it.
-
-    babel 2.18 resolves aliases in place in data shared by all locales (after `Locale('fr').quarters['stand-alone']`
-    Russian stand-alone quarters are French; python-babel/babel#1234), so results would depend on which locales ran
-    first in the process.
-    Loading the pickles afresh and merging the inheritance chain ourselves gives every locale its own copy.
-    """
-    chain = [name]
-    while chain[-1] != "root":
-        chain.append(_parent_locale(chain[-1]))
-    data: dict = {}
-    for link in reversed(chain):
-        with open(localedata.resolve_locale_filename(link), "rb") as f:
-            localedata.merge(data, pickle.load(f))
-    locale = Locale("root") if name == "root" else Locale.parse(name)  # a new instance on every call
-    locale._Locale__data = localedata.LocaleDataDict(data)  # babel has no public hook for this
-    return locale
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Entries of one locale
-
-
-def _clean(text) -> str:
-    """One line of text: CLDR uses (narrow) no-break spaces in numbers; any whitespace becomes one space."""
-    return " ".join(text.split()) if isinstance(text, str) else ""
-
-
-def _contains_code(text: str, code: str) -> bool:
-    return re.search(rf"(?<![\w-]){re.escape(code)}(?![\w-])", text) is not None
-
-
-def category(key: str) -> str:
-    return key.split(":", 1)[0]
-
-
-def _code(key: str) -> str:
-    return key.split(":")[1]
-
-
-class _Collector:
-    """Entries of one locale, with the reason each skipped one was skipped."""
-
-    def __init__(self):
-        self.texts: dict[str, str] = {}
-        self.skipped: Counter = Counter()
-
-    def add(self, key: str, make, code_word: str | None = None):
-        try:
-            text = _clean(make())
-        except _BABEL_ERRORS:
-            self.skipped["error"] += 1
-            return
-        if not text:
-            self.skipped["empty"] += 1
-        elif code_word is not None and _contains_code(text, code_word):
-            self.skipped["code"] += 1
-        else:
-            self.texts[key] = text
-
-
-@functools.cache
-def _collect(name: str) -> _Collector:
-    """Every entry CLDR gives for a locale, before the checks against English and root."""
-    loc = _fresh_locale(name)
-    out = _Collector()
-    for cat, names in (
-        ("territory", loc.territories),
-        ("language", loc.languages),
-        ("script", loc.scripts),
-        ("currency", loc.currencies),
-    ):
-        for code in sorted(names):
-            out.add(f"{cat}:{code}", lambda names=names, code=code: names[code])
-    for unit in _UNITS:
-        out.add(f"unit-name:{unit}", lambda u=unit: _unit_name(u, loc), unit)
-
-    for context in ("format", "stand-alone"):
-        for width in ("wide", "abbreviated"):
-            for day in range(7):  # 0 = Monday
-                out.add(f"weekday:{context}:{width}:{day}", lambda c=context, w=width, d=day: loc.days[c][w][d])
-            for month in range(1, 13):
-                out.add(f"month:{context}:{width}:{month}", lambda c=context, w=width, m=month: loc.months[c][w][m])
-        for quarter in range(1, 5):
-            out.add(f"quarter:{context}:wide:{quarter}", lambda c=context, q=quarter: loc.quarters[c]["wide"][q])
-        for period in _DAY_PERIODS:
-            out.add(f"dayperiod:{context}:wide:{period}", lambda c=context, p=period: _day_period(loc, c, p))
-    for era in (0, 1):
-        out.add(f"era:wide:{era}", lambda e=era: loc.eras["wide"][e])
-
-    root_months = _fresh_locale("root").months["format"]["wide"]
-    for day in _DATES:
-        for width in ("full", "long"):
-            key = f"date:{width}:{day.isoformat()}"
-            if name != "root" and loc.months["format"]["wide"].get(day.month) == root_months[day.month]:
-                out.skipped["root"] += 1  # the date would show a placeholder month name ("M03")
-            else:
-                out.add(key, lambda d=day, w=width: dates.format_date(d, w, locale=loc))
-
-    for style, tag in (("standard", "and"), ("or", "or")):
-        for codes in _list_combinations():
-            key = f"list:{tag}:{','.join(codes)}"
-            out.add(key, lambda c=codes, s=style: lists.format_list([loc.territories[x] for x in c], s, locale=loc))
-
-    for unit in _RELATIVE_UNITS:
-        for value in _RELATIVE_VALUES:
-            if _relative_unit(value, unit) != unit:
-                continue  # babel would say "1 week" for 10 days: the key would lie
-            for sign in (-1, 1):
-                delta = datetime.timedelta(seconds=sign * value * _SECONDS_PER_UNIT[unit])
-                out.add(
-                    f"relative:{sign * value:+d}:{unit}",
-                    lambda d=delta: dates.format_timedelta(d, threshold=1, add_direction=True, locale=loc),
-                )
-
-    for unit in _UNITS:
-        for value in _UNIT_VALUES:
-            out.add(f"unit:{unit}:{value}", lambda u=unit, v=value: _unit_phrase(v, u, loc), unit)
-    for currency in _MONEY_CURRENCIES:
-        for amount in _MONEY_AMOUNTS:
-            out.add(
-                f"money:{currency}:{amount}",
-                lambda c=currency, a=amount: numbers.format_currency(a, c, format_type="name", locale=loc),
-                currency,
-            )
-    for value in _COMPACT_VALUES:
-        out.add(f"compact:{value}", lambda v=value: numbers.format_compact_decimal(v, format_type="long", locale=loc))
-    return out
-
-
-# CLDR's root makes the long unit forms an alias of the short ones where a locale has no long form (zh_Hant,
-# "12 公里"); babel's unit functions do not follow that alias and fall back to the unit code ("12 length-kilometer").
-def _unit_name(unit: str, loc: Locale) -> str | None:
-    return units.get_unit_name(unit, length="long", locale=loc) or units.get_unit_name(unit, "short", locale=loc)
-
-
-def _unit_phrase(value: int, unit: str, loc: Locale) -> str:
-    text = units.format_unit(value, unit, "long", locale=loc)
-    return units.format_unit(value, unit, "short", locale=loc) if _contains_code(text, unit) else text
-
-
-def _day_period(loc: Locale, context: str, period: str) -> str:
-    """CLDR looks a missing day period up in the next width and context (root's aliases); babel's data does not
-    (Japanese has its am/pm only in format/abbreviated)."""
-    chain = [("format", "wide"), ("format", "abbreviated")]
-    if context == "stand-alone":
-        chain = [("stand-alone", "wide"), ("stand-alone", "abbreviated"), ("format", "abbreviated")]
-    for context_, width in chain:
-        if period in loc.day_periods[context_][width]:
-            return loc.day_periods[context_][width][period]
-    raise KeyError(period)
-
-
-def _list_combinations() -> list[tuple[str, ...]]:
-    """25 pairs and 25 triples of territories, each territory in several lists, in a fixed order."""
-    pool, n = _LIST_TERRITORIES, len(_LIST_TERRITORIES)
-    return [(pool[i], pool[(i + 1) % n]) for i in range(n)] + [
-        (pool[i], pool[(i + 3) % n], pool[(i + 7) % n]) for i in range(n)
-    ]
-
-
-def _relative_unit(value: int, unit: str) -> str:
-    """The unit babel's format_timedelta (threshold 1) picks for `value` `unit`s: the largest that fits once."""
-    seconds = value * _SECONDS_PER_UNIT[unit]
-    return next(name for name, per_unit in dates.TIMEDELTA_UNITS if seconds / per_unit >= 1)
-
-
-@functools.cache
-def _checked_entries(locale: str) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, int], ...]]:
-    """(sorted (key, text) pairs, sorted (reason, count) skips) of a locale after all checks of SKIP_RULE."""
-    collected = _collect(locale)
-    english = _collect(ENGLISH).texts
-    root = _collect("root").texts
-    skipped = Counter(collected.skipped)
-    kept = {}
-    for key, text in collected.texts.items():
-        reason = None
-        if key not in english:
-            reason = "no_english"
-        elif category(key) in NAME_CATEGORIES and text.casefold() == _code(key).casefold():
-            if english[key].casefold() != _code(key).casefold():
-                reason = "code"
-        if reason is None and locale != ENGLISH:
-            if text == root.get(key):
-                reason = "root"
-            elif text == english[key]:
-                reason = "english"
-        if reason is None:
-            kept[key] = text
-        else:
-            skipped[reason] += 1
-    return tuple(sorted(kept.items())), tuple(sorted(skipped.items()))
-
-
-def cldr_entries(locale: str) -> dict[str, str]:
-    """Key -> text of every CLDR entry of `locale` that passes SKIP_RULE, sorted by key."""
-    return dict(_checked_entries(locale)[0])
-
-
-def skipped_counts(locale: str) -> dict[str, int]:
-    """How many entries of `locale` SKIP_RULE dropped, per reason."""
-    return dict(_checked_entries(locale)[1])
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -373,7 +97,7 @@ def heldout_keys(pivot: str = ENGLISH, fraction: float = 0.1, seed: int = 0) -> 
 
 
 def _check_locale(locale: str):
-    if not re.fullmatch(_PAIR_CODE, locale):
+    if not re.fullmatch(PAIR_CODE, locale):
         raise ValueError(
             f"locale {locale!r} cannot name a corpus file: use babel's form with '_' (zh_Hant, sr_Latn), "
             "as trainer.data.sources reads language codes from file names"
@@ -546,8 +270,9 @@ def write_demo_corpus(
     """Write the CLDR demo corpus to `out_dir` (layout in the module docstring) and return its summary.
 
     A corpus already there with the same parameters and babel/CLDR version is reused. Otherwise everything is
-    written into a temporary folder beside `out_dir` and renamed into place, so a crash never leaves a half-written
-    corpus; an older corpus of this generator is replaced, any other non-empty folder is an error.
+    written into a temporary folder beside `out_dir` and renamed into place (`write_files_atomically`), so a crash
+    never leaves a half-written corpus; an older corpus of this generator is replaced, any other non-empty folder is
+    an error. One process writes at a time (`run_pretrain.py` writes it on the main process first).
     """
     locales = list(dict.fromkeys(locales))
     if pivot not in locales:
@@ -563,29 +288,59 @@ def write_demo_corpus(
         raise FileExistsError(f"{out} exists and is not a CLDR demo corpus; pass an empty or new folder")
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        summary = _build(staging, parameters)
-        old = None
-        if out.exists():
-            old = staging.with_name(staging.name + ".old")
-            os.rename(out, old)
-        try:
-            os.rename(staging, out)
-        except OSError:
-            if old is not None and not out.exists():
-                os.rename(old, out)  # put the previous corpus back
-                old = None
-            # Another process finished the same corpus first (e.g. several ranks of one run): use theirs.
-            if (theirs := _existing_summary(out, signature)) is not None:
-                return theirs
-            raise
-        finally:
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # nothing left once renamed
-    return summary
+    built = {}
+    write_files_atomically({out: lambda staging: built.update(_build(Path(staging), parameters))})
+    return built
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A tokenizer for runs from scratch
+
+SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, max_alphabet: int = 4000) -> PreTrainedTokenizerFast:
+    """
+    Train a byte-pair tokenizer with XLM-R's special tokens and layout.
+
+    Args:
+        texts: training sentences (any scripts).
+        vocab_size: pieces including the special tokens.
+        max_alphabet: most frequent characters kept as base pieces; rarer ones become `<unk>` (Han and Hangul
+            text alone has thousands of characters).
+    """
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
+    )
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, limit_alphabet=max_alphabet, show_progress=False
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    wrapped = xlmr_style_tokenizer(tokenizer)
+    wrapped.model_max_length = 512
+    return wrapped
+
+
+def xlmr_style_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
+    """Wrap a `tokenizers.Tokenizer` whose vocabulary starts with SPECIAL_TOKENS in XLM-R's special-token roles and
+    pair layout `<s> A </s></s> B </s>`."""
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+    )
 
 
 if __name__ == "__main__":

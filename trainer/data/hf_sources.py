@@ -10,8 +10,7 @@ from pathlib import Path
 
 import datasets
 
-from .errors import DataError
-from .sources import SHARD_CHUNK, CorpusStats, MonoCorpus, ParallelCorpus, is_language_code
+from .sources import SHARD_CHUNK, CorpusStats, DataError, MonoCorpus, ParallelCorpus, is_language_code
 
 
 def _iter_chunks(dataset, columns: list[str], worker_id: int, num_workers: int, start: dict | None = None):

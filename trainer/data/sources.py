@@ -2,8 +2,9 @@
 
 A corpus yields stripped text, never tokens. Monolingual corpora yield sentences of one language; parallel corpora
 yield (source, target) pairs of one language pair. Every reader checks its input while reading and raises
-`DataError` naming the file, the line and the fix. `scan()` reads a corpus once up front so that bad input fails
-before any tokenization or training starts, and returns the counts shown in the data summary.
+`DataError` (the one exception type of the data pipeline, defined here) naming the file, the line and the fix.
+`scan()` reads a corpus once up front so that bad input fails before any tokenization or training starts, and
+returns the counts shown in the data summary. The naming rules live here too; corpora.py finds the files by them.
 
 Sharding: with `num_workers > 1` shards (a run's (rank, DataLoader worker) pairs), shard `w` reads the chunks of
 `SHARD_CHUNK` consecutive lines whose chunk index is `w` modulo `num_workers`. Chunks (rather than every n-th line)
@@ -12,18 +13,13 @@ uncompressed file starts, so a shard seeks to its own chunks and reads nothing e
 the other lines are read but neither decoded nor tokenized.
 """
 
-import glob
 import gzip
-import hashlib
 import itertools
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from .errors import DataError
 
 SHARD_CHUNK = 1000
 
@@ -32,12 +28,10 @@ _CODE = r"[a-z]{2,3}(?:[-_](?:[A-Z][a-z]{3}|[A-Za-z]{2}|[0-9]{3})){0,2}"
 _LANGUAGE_CODE = re.compile(rf"^{_CODE}$")
 _MONO_NAME = re.compile(rf"^(?:.+\.)?(?P<lang>{_CODE})\.txt(?:\.gz)?$")
 # tatoeba.fra-eng.fra / tatoeba.fra-eng.eng (pair codes use '-' only between the two languages; subtags use '_').
-_PAIR_CODE = r"[a-z]{2,3}(?:_(?:[A-Z][a-z]{3}|[A-Za-z]{2}|[0-9]{3})){0,2}"
-_MOSES_NAME = re.compile(
-    rf"^(?P<name>.+)\.(?P<l1>{_PAIR_CODE})-(?P<l2>{_PAIR_CODE})\.(?P<side>{_PAIR_CODE})(?:\.gz)?$"
-)
-_TSV_NAME = re.compile(rf"^(?:.+\.)?(?P<l1>{_PAIR_CODE})-(?P<l2>{_PAIR_CODE})\.tsv(?:\.gz)?$")
-_JSONL_NAME = re.compile(rf"^(?:.+\.)?(?P<l1>{_PAIR_CODE})-(?P<l2>{_PAIR_CODE})\.jsonl(?:\.gz)?$")
+PAIR_CODE = r"[a-z]{2,3}(?:_(?:[A-Z][a-z]{3}|[A-Za-z]{2}|[0-9]{3})){0,2}"
+MOSES_NAME = re.compile(rf"^(?P<name>.+)\.(?P<l1>{PAIR_CODE})-(?P<l2>{PAIR_CODE})\.(?P<side>{PAIR_CODE})(?:\.gz)?$")
+TSV_NAME = re.compile(rf"^(?:.+\.)?(?P<l1>{PAIR_CODE})-(?P<l2>{PAIR_CODE})\.tsv(?:\.gz)?$")
+JSONL_NAME = re.compile(rf"^(?:.+\.)?(?P<l1>{PAIR_CODE})-(?P<l2>{PAIR_CODE})\.jsonl(?:\.gz)?$")
 
 MONO_NAMING = "<lang>.txt or <name>.<lang>.txt, optionally gzipped (.txt.gz), e.g. en.txt, cc100.sw.txt.gz"
 PARALLEL_NAMING = (
@@ -45,6 +39,13 @@ PARALLEL_NAMING = (
     "tatoeba.fra-eng.eng), <name>.<l1>-<l2>.tsv with two tab-separated columns, or <name>.jsonl with rows "
     '{"translation": {"<l1>": ..., "<l2>": ...}}'
 )
+
+
+class DataError(ValueError):
+    """Bad pretraining input: the message names the file (or dataset), the line (or row) and the fix.
+
+    A subclass of ValueError so callers that already catch ValueError keep working.
+    """
 
 
 def is_language_code(code: str) -> bool:
@@ -494,110 +495,3 @@ class JsonlCorpus(ParallelCorpus):
 
     def __repr__(self):
         return f"JsonlCorpus({self.name!r}, pair={self.pair!r})"
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Finding files
-
-
-def _is_documentation(path: Path) -> bool:
-    name = path.name
-    return name.startswith(".") or name.upper().startswith(("README", "LICENSE", "LICENCE")) or name.endswith(".md")
-
-
-def expand_paths(patterns: list[str], keep_in_directory, expected: str) -> list[Path]:
-    """Files named by `patterns` (files, directories or globs), in order, without duplicates.
-
-    Files inside a directory or matched by a glob are kept when `keep_in_directory(path)` is true (e.g. only
-    `*.txt` for monolingual data); README/LICENSE/hidden/.md files are skipped there. Explicitly named files are
-    always kept, so a misnamed file gets an error instead of being silently ignored.
-    """
-    found: dict[Path, None] = {}
-    for pattern in patterns:
-        pattern = os.path.expanduser(str(pattern))
-        if glob.has_magic(pattern) or os.path.isdir(pattern):
-            if glob.has_magic(pattern):
-                entries = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-                if not entries:
-                    raise DataError(f"no file matches {pattern!r}; check the path or the glob pattern.")
-            else:
-                entries = sorted(Path(pattern).iterdir())
-            offered = [p for p in entries if not _is_documentation(p) and keep_in_directory(p)]
-            _check_readable_entries(offered, pattern)
-            kept = [p for p in offered if p.is_file()]
-        elif os.path.islink(pattern):
-            raise DataError(f"{pattern} is a symbolic link to {os.readlink(pattern)}, which does not exist.")
-        elif os.path.isfile(pattern):
-            kept = [Path(pattern)]
-        else:
-            raise DataError(f"{pattern} does not exist; pass existing files, directories or glob patterns.")
-        if not kept:
-            raise DataError(f"{pattern} holds no data file; expected {expected}.")
-        found.update(dict.fromkeys(kept))
-    return list(found)
-
-
-def _check_readable_entries(entries: list[Path], pattern: str) -> None:
-    """Every entry of a folder or glob named like a data file is used or named in an error: a dangling symbolic
-    link would otherwise drop its language without a word. Sub-folders are skipped (a glob also matches folders),
-    except those of a directory named like a data file (`en.txt/`)."""
-    for path in entries:
-        if path.is_symlink() and not path.exists():
-            raise DataError(
-                f"{path} (in {pattern}) is a symbolic link to {os.readlink(path)}, which does not exist: fix or "
-                "remove the link, or its corpus is not trained on."
-            )
-        if path.is_dir() and "." in path.name.strip(".") and not glob.has_magic(pattern):
-            raise DataError(
-                f"{path} (in {pattern}) is a folder named like a data file: rename it, or move it out of {pattern}."
-            )
-
-
-def find_mono_corpora(patterns: list[str]) -> list[TextFileCorpus]:
-    """Monolingual corpora for `--mono_data`: one per file, language from the file name."""
-    paths = expand_paths(patterns, lambda p: p.name.endswith((".txt", ".txt.gz")), MONO_NAMING)
-    return [TextFileCorpus(path) for path in paths]
-
-
-def find_parallel_corpora(patterns: list[str], heldout_every: int = 0) -> list[ParallelCorpus]:
-    """Parallel corpora for `--parallel_data`, in the order named. Naming one side of a Moses pair is enough.
-
-    In a directory every file but documentation must follow the naming, so a misnamed file is reported.
-    """
-    corpora: list[ParallelCorpus] = []
-    moses_pairs: dict[tuple, MosesCorpus] = {}  # (folder, name, l1, l2, .gz) -> corpus, so both sides make one
-    for path in expand_paths(patterns, lambda p: True, PARALLEL_NAMING):
-        name = path.name
-        if (match := _TSV_NAME.match(name)) is not None:
-            corpora.append(TsvCorpus(path, match["l1"], match["l2"], heldout_every))
-        elif name.endswith((".jsonl", ".jsonl.gz")):
-            match = _JSONL_NAME.match(name)
-            l1, l2 = (match["l1"], match["l2"]) if match is not None else (None, None)
-            corpora.append(JsonlCorpus(path, l1, l2, heldout_every))
-        elif (match := _MOSES_NAME.match(name)) is not None and match["side"] in (match["l1"], match["l2"]):
-            gz = ".gz" if name.endswith(".gz") else ""
-            key = (path.parent, match["name"], match["l1"], match["l2"], gz)
-            if key not in moses_pairs:
-                stem = path.parent / f"{match['name']}.{match['l1']}-{match['l2']}"
-                src, tgt = Path(f"{stem}.{match['l1']}{gz}"), Path(f"{stem}.{match['l2']}{gz}")
-                for side, other in ((src, tgt), (tgt, src)):
-                    if side.is_dir():
-                        raise DataError(
-                            f"{side} (the aligned side of {other}) is a folder, not a file: parallel files come in "
-                            f"pairs, {PARALLEL_NAMING}."
-                        )
-                    if not side.is_file():
-                        raise DataError(
-                            f"{other} has no aligned file {side}: parallel files come in pairs, {PARALLEL_NAMING}."
-                        )
-                moses_pairs[key] = MosesCorpus(src, tgt, match["l1"], match["l2"], heldout_every)
-                corpora.append(moses_pairs[key])
-        else:
-            raise DataError(f"cannot derive the language pair of {path}: name parallel data {PARALLEL_NAMING}.")
-    return corpora
-
-
-def corpora_fingerprint(corpora) -> str:
-    """A short stable hash of what a list of corpora holds (for cache keys)."""
-    payload = json.dumps([corpus.fingerprint() for corpus in corpora], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]

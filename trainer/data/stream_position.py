@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from .dataset import DATA_STATE_VERSION, data_state_differences, data_state_version_error
-from .errors import DataError
+from .sources import DataError
 
 DATA_STATE_DIR = "data_state"
 

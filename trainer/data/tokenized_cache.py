@@ -12,11 +12,10 @@ the tokenizer re-tokenizes while a rerun on the same data reuses the cache.
 """
 
 import hashlib
+import json
 import logging
 
 import datasets
-
-from .sources import corpora_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +48,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
     else:  # a slow tokenizer: let datasets hash the object
         definition = datasets.fingerprint.Hasher.hash(tokenizer)
     return hashlib.sha256(f"{type(tokenizer).__name__}:{definition}".encode()).hexdigest()[:16]
+
+
+def corpora_fingerprint(corpora) -> str:
+    """A short stable hash of what a list of corpora holds (for cache keys)."""
+    payload = json.dumps([corpus.fingerprint() for corpus in corpora], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def encode(tokenizer, texts: list[str]) -> list[list[int]]:
