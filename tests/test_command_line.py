@@ -16,11 +16,11 @@ from helpers import REPO, assert_clean_error, pretrain, pretrain_flags, run_comm
 
 
 def scripts_with_help() -> list[list[str]]:
-    """Every command-line entry point: the run_*.py scripts, the scripts of experiments/ and benchmarks/ that take
-    arguments, and the modules run with -m."""
+    """Every command-line entry point: the run_*.py scripts, the scripts of experiments/ and benchmarks/ (files that
+    run as `__main__`; their library modules only define arguments), and the modules run with -m."""
     scripts = sorted(REPO.glob("run_*.py"))
     for folder in ("experiments", "benchmarks"):
-        scripts += [path for path in sorted(REPO.glob(f"{folder}/**/*.py")) if "argparse" in path.read_text("utf-8")]
+        scripts += [path for path in sorted(REPO.glob(f"{folder}/**/*.py")) if 'if __name__ == "__main__"' in path.read_text("utf-8")]
     return [[str(path)] for path in scripts] + [["-m", "modeling_infoxlm.export"], ["-m", "trainer.data.demo_corpus"]]
 
 
