@@ -10,6 +10,7 @@ from pretraining_stream import tiny_infoxlm
 from transformers import TrainerCallback
 
 from trainer import (
+    XLCO,
     DataArguments,
     InfoXLMDataCollator,
     InfoXLMTrainer,
@@ -103,7 +104,7 @@ class KeyInputs(TrainerCallback):
 
     def __init__(self, trainer, eos):
         self.fill, self.training, self.phase, self.eos = [], [], "fill", eos
-        trainer.key_encoder.register_forward_hook(self.hook)
+        trainer.xlco.register_forward_hook(self.hook)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.phase = "train"
@@ -159,7 +160,7 @@ def test_prefill_does_not_put_the_first_updates_positives_in_the_queue(tmp_path,
     record = KeyInputs(trainer, tiny_tokenizer.eos_token_id)
     trainer.add_callback(record)
     trainer.train()
-    assert len(record.fill) == queue // batch + InfoXLMTrainer.PREFILL_EXTRA_BATCHES  # the reference's count
+    assert len(record.fill) == queue // batch + XLCO.PREFILL_EXTRA_BATCHES  # the reference's count
     in_queue = {s for rows in record.fill[-queue // batch :] for row in rows for s in row}  # the last 16 keys
     positives = [s for rows in record.training[: queue // batch] for row in rows for s in row]
     shared = sum(s in in_queue for s in positives) / len(positives)

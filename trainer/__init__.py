@@ -1,6 +1,7 @@
-"""InfoXLM pretraining: `InfoXLMTrainer` and the XLCO pieces it owns (key encoder, negative queue, loss, momentum),
-retrieval evaluation, and the data pipeline in `trainer.data`."""
+"""InfoXLM pretraining: `InfoXLMTrainer`, the `XLCO` state it drives (key encoder, negative queue, loss, momentum),
+its checkpoints, retrieval evaluation, and the data pipeline in `trainer.data`."""
 
+from .checkpoints import CheckpointError
 from .data import (
     DataArguments,
     DataError,
@@ -13,10 +14,7 @@ from .data import (
     train_tokenizer,
     write_demo_corpus,
 )
-from .infoxlm_trainer import CheckpointError, InfoXLMTrainer
-from .key_encoder import KeyEncoder
-from .momentum import MomentumSchedule
-from .negative_queue import NegativeQueue
+from .infoxlm_trainer import InfoXLMTrainer
 from .retrieval import (
     RetrievalEvaluationCallback,
     describe_poolings,
@@ -32,7 +30,7 @@ from .retrieval import (
     write_retrieval_outputs,
 )
 from .training_args import InfoXLMTrainingArguments
-from .xlco_loss import xlco_loss
+from .xlco import XLCO, MomentumSchedule, xlco_loss
 
 __all__ = [
     "CheckpointError",
@@ -41,9 +39,7 @@ __all__ = [
     "InfoXLMDataCollator",
     "InfoXLMTrainer",
     "InfoXLMTrainingArguments",
-    "KeyEncoder",
     "MomentumSchedule",
-    "NegativeQueue",
     "RetrievalEvaluationCallback",
     "build_pretraining_dataset",
     "describe_poolings",
@@ -63,5 +59,6 @@ __all__ = [
     "train_tokenizer",
     "write_demo_corpus",
     "write_retrieval_outputs",
+    "XLCO",
     "xlco_loss",
 ]

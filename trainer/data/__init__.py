@@ -14,8 +14,11 @@ demo_corpus.py              the built-in CLDR demo corpus; tokenizer_training.py
 from .arguments import DataArguments
 from .collator import InfoXLMDataCollator
 from .dataset import (
+    DATA_STATE_VERSION,
     PretrainingDataset,
     build_pretraining_dataset,
+    data_state_differences,
+    data_state_version_error,
     format_summary,
     load_heldout_pairs,
     load_parallel_pairs,
@@ -27,12 +30,15 @@ from .seeded_collator import SeededCollator
 from .tokenizer_training import train_tokenizer
 
 __all__ = [
+    "DATA_STATE_VERSION",
     "DataArguments",
     "DataError",
     "InfoXLMDataCollator",
     "PretrainingDataset",
     "SeededCollator",
     "build_pretraining_dataset",
+    "data_state_differences",
+    "data_state_version_error",
     "format_summary",
     "load_heldout_pairs",
     "load_parallel_pairs",
