@@ -18,7 +18,7 @@ from pretraining_stream import (
 from safetensors.torch import load_file
 from transformers import AutoModel, TrainerCallback
 
-from trainer import CheckpointError
+from trainer import CheckpointError, checkpoints
 
 
 def key_encoder(trainer) -> dict[str, torch.Tensor]:
@@ -174,6 +174,25 @@ def test_exact_resume_matches_uninterrupted_training(tmp_path, tiny_tokenizer):
     )
     resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-3"))
     assert_same(snapshot(straight), snapshot(resumed), atol=1e-6)
+
+
+def test_a_resolved_checkpoint_is_taken_as_it_is(tmp_path, tiny_tokenizer, monkeypatch):
+    """run_pretrain.py resolves and checks --resume_from_checkpoint once; train() does not do it again."""
+    first = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=2, save_strategy="steps", save_steps=2)
+    first.train()
+    resume = checkpoints.resolve_resume_checkpoint("true", tmp_path, checkpoints.xlco_state_files(["xlco"]))
+    assert resume.path == tmp_path / "checkpoint-2"
+    checked = []
+    original = checkpoints.incomplete_reason
+    monkeypatch.setattr(checkpoints, "incomplete_reason", lambda *a, **k: checked.append(a) or original(*a, **k))
+    resumed = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=3)
+    resumed.train(resume_from_checkpoint=resume)
+    assert checked == [] and resumed.state.global_step == 3
+    assert int(resumed.xlco.state_dict()["queue_filled"]) == 12  # 8 restored, 4 from update 3
+    # A path or True from Python is resolved and checked by train() itself.
+    again = tiny_trainer(tiny_tokenizer, tmp_path / "again", max_steps=3)
+    again.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert len(checked) == 1 and again.state.global_step == 3
 
 
 def test_corrupt_or_mismatched_checkpoint_errors_and_changes_nothing(tmp_path, tiny_tokenizer):

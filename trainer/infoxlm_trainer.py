@@ -229,15 +229,16 @@ class InfoXLMTrainer(Trainer):
         skipped = self._skip_update or (self.accelerator.scaler is not None and self._scaler_skipped_step())
         self._skip_update = False
         self._non_finite.zero_()
-        if self.xlco is None:
-            return
         if skipped:
-            self.xlco.discard_pending()
             if self.accelerator.scaler is not None:
                 logger.info(
                     f"Update {update}: the fp16 GradScaler skipped the optimizer step (non-finite gradients) and "
                     "lowered its scale; key encoder and queue are left untouched."
                 )
+            if self.xlco is not None:
+                self.xlco.discard_pending()
+            return
+        if self.xlco is None:
             return
         for name, value in self.xlco.after_update(self.model, update, self.accelerator.gather).items():
             self._record(name, value, torch.ones_like(value))
@@ -296,7 +297,9 @@ class InfoXLMTrainer(Trainer):
     def prefill_queue(self) -> None:
         """The reference's fill phase (`XLCO.prefill`) over K // (B·R) + 100 batches of an independent XLCO pass
         (see `queue_fill_dataset`), before the first update. Leaves the training stream and its collator as they
-        were."""
+        were; does nothing if the queue is already full."""
+        if self.xlco.fill_fraction >= 1:
+            return
         args = self.args
         fill_seed = (args.data_seed if args.data_seed is not None else args.seed) + 1_000_003
         # The training collator's own calls counter (its masking seeds) must not move: a separate SeededCollator.
