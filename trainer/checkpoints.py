@@ -22,7 +22,6 @@ import shutil
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -211,22 +210,17 @@ def latest_complete_checkpoint(
     return None, skipped
 
 
-@dataclass(frozen=True)
-class ResumeCheckpoint:
-    """A checkpoint folder that `resolve_resume_checkpoint` found complete: `InfoXLMTrainer.train` takes it without
-    resolving or checking it again."""
+class ResumeCheckpoint(str):
+    """The path of a checkpoint folder that `resolve_resume_checkpoint` found complete: a `str`, as transformers'
+    `Trainer.train` takes it, that `InfoXLMTrainer.train` takes without resolving or checking it again."""
 
-    path: Path
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    def __str__(self) -> str:
-        return str(self.path)
+    @property
+    def path(self) -> Path:
+        return Path(self)
 
 
 def resolve_resume_checkpoint(
-    value: "str | bool | os.PathLike | ResumeCheckpoint | None",
+    value: str | bool | os.PathLike | None,
     output_dir: str | os.PathLike,
     required: tuple[str, ...] = (),
 ) -> ResumeCheckpoint | None:

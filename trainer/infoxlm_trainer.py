@@ -352,7 +352,7 @@ class InfoXLMTrainer(Trainer):
                 checkpoints.load_xlco_state(resume.path, self.xlco)
         elif self.xlco is not None and self.args.xlco_queue_fill == "prefill":
             self.prefill_queue()
-        return super().train(resume_from_checkpoint=str(resume) if resume else None, **kwargs)
+        return super().train(resume_from_checkpoint=resume, **kwargs)
 
     # ---------------------------------------------------------------- the data stream and its position
 
