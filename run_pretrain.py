@@ -46,6 +46,7 @@ from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining, usable_positi
 require_own_trainer_package()  # before `import trainer`: Coqui's `trainer` on PyPI has the same name
 
 from trainer import (  # noqa: E402
+    XLCO,
     CheckpointError,
     DataArguments,
     DataError,
@@ -59,7 +60,11 @@ from trainer import (  # noqa: E402
     train_tokenizer,
     write_demo_corpus,
 )
-from trainer.checkpoints import resolve_resume_checkpoint  # noqa: E402
+from trainer.checkpoints import (  # noqa: E402
+    ResumeCheckpoint,
+    resolve_resume_checkpoint,
+    xlco_state_files,
+)
 from trainer.launch_checks import has_accelerator  # noqa: E402
 from trainer.output_folder import OutputFolderError, check_output_folder, remove_previous_run  # noqa: E402
 from trainer.retrieval_callback import RetrievalEvaluationCallback  # noqa: E402
@@ -223,16 +228,15 @@ def check_reporting(training_args) -> None:
             )
 
 
-def check_output_dir(model_args: ModelArguments, training_args, run_args: RunArguments) -> str | None:
+def check_output_dir(model_args: ModelArguments, training_args, run_args: RunArguments) -> ResumeCheckpoint | None:
     """
-    The checkpoint to resume from (None for a new run), after checking that the output folder may be used
-    (trainer/output_folder.py: not a file, not a folder the run reads, another run only when resumed or replaced).
+    The checkpoint to resume from (None for a new run), resolved and checked once (`InfoXLMTrainer.train` takes it
+    as it is), after checking that the output folder may be used (trainer/output_folder.py: not a file, not a folder
+    the run reads, another run only when resumed or replaced).
     """
     output_dir = training_args.output_dir
     resume = resolve_resume_checkpoint(
-        training_args.resume_from_checkpoint,
-        output_dir,
-        required=InfoXLMTrainer.resume_files(training_args.objective_list),
+        training_args.resume_from_checkpoint, output_dir, required=xlco_state_files(training_args.objective_list)
     )
     if resume and run_args.overwrite_output_dir:
         raise ConfigError(
@@ -285,7 +289,7 @@ def warn_about_queue(config: InfoXLMConfig, training_args, data_summary: dict) -
         return
     per_batch = training_args.per_device_train_batch_size * training_args.world_size
     fill = (
-        f" Filling it takes {InfoXLMTrainer.prefill_batches(config.xlco_queue_size, per_batch):,} key batches "
+        f" Filling it takes {XLCO.prefill_batches(config.xlco_queue_size, per_batch):,} key batches "
         f"of {per_batch} before the "
         "first update."
         if training_args.xlco_queue_fill == "prefill"
@@ -347,16 +351,7 @@ def run_report(log_history: list[dict], output_dir: str, demo: bool, positions: 
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
-    argv = sys.argv[1:] if argv is None else argv
-    setup_processes()
-    demo = not argv
-    if demo:
-        print(
-            f"No data arguments: training a tiny model on the built-in CLDR demo corpus in {DEMO_DIR}/ (see README)."
-        )
-        argv = demo_arguments()
-    model_args, data_args, training_args, run_args = parse_args(argv)
+def setup_logging(training_args) -> None:
     training_args.dataloader_pin_memory &= has_accelerator()  # pinned memory serves GPU copies only; on CPU it warns
     # torchdata's StatefulDataLoader calls `torch.set_vital`, deprecated in torch 2.13: nothing a user can act on.
     warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
@@ -367,16 +362,10 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
         handlers=[logging.StreamHandler(sys.stdout)],
     )
     transformers.utils.logging.set_verbosity_warning()
-    set_seed(training_args.seed)
 
-    # Everything below up to the data preparation only reads and checks: a bad input changes nothing on disk.
-    check_reporting(training_args)
-    check_training_arguments(training_args)
-    if run_args.prepare_data_only:
-        resume = None  # writes no run: the output folder is not touched
-    else:
-        check_max_steps(training_args)
-        resume = check_output_dir(model_args, training_args, run_args)
+
+def load_tokenizer(model_args: ModelArguments):
+    """The tokenizer of --tokenizer_name or --model_name_or_path, checked for what the objectives need."""
     tokenizer_source = model_args.tokenizer_name or model_args.model_name_or_path
     if tokenizer_source is None:
         raise ConfigError("Pass --tokenizer_name (training from scratch) or --model_name_or_path.")
@@ -388,18 +377,77 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
             f"{option} {tokenizer_source}: the tokenizer has no mask token, which MLM, TLM and XLCO's masking need. "
             "Use a tokenizer with one (XLM-R's <mask>), or set `mask_token` in its tokenizer_config.json."
         )
+    return tokenizer
+
+
+def checked_config(model_args: ModelArguments, vocab_size: int) -> InfoXLMConfig:
+    """`load_config`, with its source checked first and every failure turned into one ConfigError."""
     config_source = model_args.model_name_or_path or model_args.config_name
     option = "--model_name_or_path" if model_args.model_name_or_path else "--config_name"
     if config_source is not None:
         check_source(config_source, option)
     try:
-        config = load_config(model_args, len(tokenizer))
+        config = load_config(model_args, vocab_size)
         config.validate_xlco()  # again: --config_overrides are applied after the config's own checks
     except ConfigError:
         raise
     except (OSError, ValueError) as error:
         where = f"{option} {config_source}" if config_source else "model config"
         raise ConfigError(f"{where}: {str(error).strip()}") from error
+    return config
+
+
+def load_model(model_args: ModelArguments, config: InfoXLMConfig) -> InfoXLMForPreTraining:
+    """The checkpoint of --model_name_or_path with `config`, or a new model of `config` (from scratch)."""
+    if model_args.model_name_or_path:
+        return load_pretrained(
+            lambda: InfoXLMForPreTraining.from_pretrained(
+                model_args.model_name_or_path, config=config, attn_implementation=model_args.attn_implementation
+            ),
+            model_args.model_name_or_path,
+            "--model_name_or_path",
+        )
+    config._attn_implementation = model_args.attn_implementation
+    return InfoXLMForPreTraining(config)
+
+
+def load_retrieval_pairs(training_args, data_args) -> dict | None:
+    """The held-out translation pairs of --retrieval_eval_data, read (and checked) before the data preparation."""
+    if not training_args.retrieval_eval_data:
+        return None
+    # With --parallel_heldout_every N the retrieval files are split the same way (Tatoeba: N=5 → eval rows).
+    heldout = data_args.parallel_heldout_every
+    return load_parallel_pairs(
+        training_args.retrieval_eval_data,
+        split="eval" if heldout >= 2 else "all",
+        heldout_every=max(heldout, 2),
+        max_pairs=training_args.retrieval_eval_max_pairs,
+    )
+
+
+def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
+    argv = sys.argv[1:] if argv is None else argv
+    setup_processes()
+    demo = not argv
+    if demo:
+        print(
+            f"No data arguments: training a tiny model on the built-in CLDR demo corpus in {DEMO_DIR}/ (see README)."
+        )
+        argv = demo_arguments()
+    model_args, data_args, training_args, run_args = parse_args(argv)
+    setup_logging(training_args)
+    set_seed(training_args.seed)
+
+    # Everything below up to the data preparation only reads and checks: a bad input changes nothing on disk.
+    check_reporting(training_args)
+    check_training_arguments(training_args)
+    if run_args.prepare_data_only:
+        resume = None  # writes no run: the output folder is not touched
+    else:
+        check_max_steps(training_args)
+        resume = check_output_dir(model_args, training_args, run_args)
+    tokenizer = load_tokenizer(model_args)
+    config = checked_config(model_args, len(tokenizer))
     check_model_fits(config, tokenizer, data_args)
     if run_args.prepare_data_only:
         if training_args.world_size > 1:
@@ -412,33 +460,13 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
         )
         print(preparation_report(data_summary, data_args.data_cache_dir))
         return None
-    if model_args.model_name_or_path:
-        model = load_pretrained(
-            lambda: InfoXLMForPreTraining.from_pretrained(
-                model_args.model_name_or_path, config=config, attn_implementation=model_args.attn_implementation
-            ),
-            model_args.model_name_or_path,
-            "--model_name_or_path",
-        )
-    else:
-        config._attn_implementation = model_args.attn_implementation
-        model = InfoXLMForPreTraining(config)
+    model = load_model(model_args, config)
     check_training_arguments(training_args, model)  # again, with the model: some optimizers need it
     logger.info(
         f"Model: {model.num_parameters() / 1e6:.1f}M parameters, {config.num_hidden_layers} layers, "
         f"XLCO at layer {config.xlco_layer}, objectives {','.join(training_args.objective_list)}"
     )
-
-    retrieval_pairs = None
-    if training_args.retrieval_eval_data:  # read (and checked) before the long data preparation
-        # With --parallel_heldout_every N the retrieval files are split the same way (Tatoeba: N=5 → eval rows).
-        heldout = data_args.parallel_heldout_every
-        retrieval_pairs = load_parallel_pairs(
-            training_args.retrieval_eval_data,
-            split="eval" if heldout >= 2 else "all",
-            heldout_every=max(heldout, 2),
-            max_pairs=training_args.retrieval_eval_max_pairs,
-        )
+    retrieval_pairs = load_retrieval_pairs(training_args, data_args)
 
     with training_args.main_process_first(desc="preparing the pretraining data"):
         train_dataset, data_summary = build_pretraining_dataset(
@@ -451,16 +479,15 @@ def main(argv: list[str] | None = None) -> InfoXLMTrainer | None:
         pad_to_multiple_of=data_args.pad_to_multiple_of,
         xlco_mask_probability=data_args.xlco_mask_probability,
     )
-
     trainer = InfoXLMTrainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset,
         data_collator=collator,
         processing_class=tokenizer,
+        base_model=model_args.model_name_or_path,
+        data_summary=f"```\n{format_summary(data_summary)}\n```",
     )
-    trainer.data_summary_markdown = f"```\n{format_summary(data_summary)}\n```"
-    trainer.base_model = model_args.model_name_or_path
     if retrieval_pairs is not None:
         steps = training_args.retrieval_eval_steps or int(training_args.eval_steps or 500)
         trainer.add_callback(RetrievalEvaluationCallback(trainer, tokenizer, retrieval_pairs, eval_steps=steps))

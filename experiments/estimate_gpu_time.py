@@ -136,8 +136,9 @@ def measure(kind: str, section: dict, objectives: list[str], tokenizer, config_y
         )
     prepared = step_variants.prepare(trainer)
     trainer.current_gradient_accumulation_steps = 1
-    if trainer.queue is not None:
-        trainer.queue.enqueue(torch.randn(trainer.queue.size, trainer.queue.keys.shape[1]))
+    if trainer.xlco is not None:  # a full queue of its random initial keys: XLCO from the first step
+        state = trainer.xlco.state_dict()
+        trainer.xlco.load_state_dict({**state, "queue_filled": torch.tensor(trainer.xlco.queue_size)})
 
     def step(batch):
         trainer.training_step(prepared, batch)

@@ -175,10 +175,18 @@ class StopAfter(TrainerCallback):
 
 
 def snapshot(trainer) -> dict[str, torch.Tensor]:
+    """Query weights and the whole XLCO state (key encoder, queue, pointer, fill count)."""
     state = {f"query.{k}": v.detach().clone() for k, v in trainer.model.state_dict().items()}
-    state.update({f"key.{k}": v.detach().clone() for k, v in trainer.key_encoder.named_parameters()})
-    state["queue"] = trainer.queue.keys.clone()
+    state.update({f"xlco.{k}": v.detach().clone() for k, v in trainer.xlco.state_dict().items()})
     return state
+
+
+def set_queue_filled(xlco, filled: int) -> None:
+    """Marks the first `filled` queue slots as written keys (their random initial values become negatives), through
+    the public state: a full queue of known keys, as after the reference's fill."""
+    state = xlco.state_dict()
+    state.update(queue_filled=torch.tensor(filled), queue_pointer=torch.tensor(filled % xlco.queue_size))
+    xlco.load_state_dict(state)
 
 
 def assert_same(a: dict, b: dict, atol: float = 1e-6):

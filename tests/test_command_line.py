@@ -20,7 +20,11 @@ def scripts_with_help() -> list[list[str]]:
     run as `__main__`; their library modules only define arguments), and the modules run with -m."""
     scripts = sorted(REPO.glob("run_*.py"))
     for folder in ("experiments", "benchmarks"):
-        scripts += [path for path in sorted(REPO.glob(f"{folder}/**/*.py")) if 'if __name__ == "__main__"' in path.read_text("utf-8")]
+        scripts += [
+            path
+            for path in sorted(REPO.glob(f"{folder}/**/*.py"))
+            if 'if __name__ == "__main__"' in path.read_text("utf-8")
+        ]
     return [[str(path)] for path in scripts] + [["-m", "modeling_infoxlm.export"], ["-m", "trainer.data.demo_corpus"]]
 
 

@@ -23,8 +23,8 @@ from safetensors.torch import load_file
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from trainer import DataError, InfoXLMDataCollator
+from trainer.checkpoints import data_state_path
 from trainer.data import SeededCollator, hf_sources, sources
-from trainer.data.stream_position import data_state_path
 
 SOURCES = {
     "cached": {},

@@ -5,7 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-from helpers import SyntheticPretrainingStream, tiny_trainer
+from helpers import SyntheticPretrainingStream, set_queue_filled, tiny_trainer
 
 from trainer import InfoXLMDataCollator
 
@@ -47,8 +47,8 @@ def test_the_counter_sees_each_kind_of_sync_and_nothing_else():
 
 def test_our_training_step_reads_the_device_only_where_transformers_does_for_the_mlm_pass(tmp_path, tiny_tokenizer):
     trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=1, xlco_queue_fill="masked")
-    trainer.place_xlco_state()
-    trainer.queue.enqueue(torch.randn(4, trainer.queue.keys.shape[1]))  # partly filled: masked negatives, statistics
+    trainer.xlco.place(trainer.args.device)
+    set_queue_filled(trainer.xlco, 4)  # partly filled: masked negatives, statistics
     stream = iter(SyntheticPretrainingStream(len(tiny_tokenizer)))
     batch = InfoXLMDataCollator(tiny_tokenizer)([next(stream) for _ in range(4)])
     counts = Counter()
@@ -58,4 +58,6 @@ def test_our_training_step_reads_the_device_only_where_transformers_does_for_the
     # MLM, TLM, XLCO query and key passes, masked-token selection, XLCO loss and statistics, sample sizes, the
     # non-finite flag: only transformers' own `padding_mask.all()` of the MLM pass (it may drop the mask there).
     assert sum(counts.values()) == 1 and "masking_utils.py" in next(iter(counts)), counts
-    assert trainer.xlco_active(1) and any(name.startswith("xlco_positive") for name in trainer._metrics)
+    assert trainer.xlco.is_active(1)
+    trainer.log({"loss": loss.item()})  # what the step recorded, reduced (after the counted step)
+    assert "xlco_positive_minus_queue" in trainer.state.log_history[-1]

@@ -138,7 +138,7 @@ def test_readme_paper_command_starts_training_on_local_parquet_datasets(
     assert trainer.state.global_step == 3
     logged = {key for entry in trainer.state.log_history for key in entry}
     assert {"mlm_loss", "tlm_loss", "xlco_loss"} <= logged
-    summary = trainer.data_summary_markdown
+    summary = trainer.data_summary
     for name in mono + pairs:  # every configuration is a language (pair) of its own
         assert re.search(rf"\b{re.escape(name)}\b", summary), (name, summary)
     output_dir = tmp_path / given["--output_dir"][0]

@@ -9,6 +9,7 @@ from helpers import random_sequences, save_tiny_checkpoint, tiny_infoxlm, within
 from transformers import TrainerCallback
 
 from trainer import (
+    XLCO,
     DataArguments,
     InfoXLMDataCollator,
     InfoXLMTrainer,
@@ -102,7 +103,7 @@ class KeyInputs(TrainerCallback):
 
     def __init__(self, trainer, eos):
         self.fill, self.training, self.phase, self.eos = [], [], "fill", eos
-        trainer.key_encoder.register_forward_hook(self.hook)
+        trainer.xlco.register_forward_hook(self.hook)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.phase = "train"
@@ -158,7 +159,7 @@ def test_prefill_does_not_put_the_first_updates_positives_in_the_queue(tmp_path,
     record = KeyInputs(trainer, tiny_tokenizer.eos_token_id)
     trainer.add_callback(record)
     trainer.train()
-    assert len(record.fill) == queue // batch + InfoXLMTrainer.PREFILL_EXTRA_BATCHES  # the reference's count
+    assert len(record.fill) == queue // batch + XLCO.PREFILL_EXTRA_BATCHES  # the reference's count
     in_queue = {s for rows in record.fill[-queue // batch :] for row in rows for s in row}  # the last 16 keys
     positives = [s for rows in record.training[: queue // batch] for row in rows for s in row]
     shared = sum(s in in_queue for s in positives) / len(positives)

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 import torch
-from helpers import WORKERS, tiny_infoxlm, tiny_trainer, worker_pythonpath
+from helpers import WORKERS, set_queue_filled, tiny_infoxlm, tiny_trainer, worker_pythonpath
 from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
@@ -137,8 +137,8 @@ def train_ours(tokenizer, output_dir, updates, accumulation, normalization="refe
     )
     trainer.data_collator.collator = collator  # the trainer's seeding wrapper now calls the recording collator
     # A full queue of known random keys, as after the reference's fill: XLCO is on from the first update.
-    initial_queue = trainer.queue.keys.clone()
-    trainer.queue.filled = QUEUE
+    initial_queue = trainer.xlco.state_dict()["queue"].clone()
+    set_queue_filled(trainer.xlco, QUEUE)
     trainer.train()
     batches = collator.batches[: updates * accumulation]
     per_update = [batches[i : i + accumulation] for i in range(0, len(batches), accumulation)]
@@ -152,9 +152,11 @@ def max_differences(trainer, reference) -> dict[str, float]:
     query = max((ours[name] - theirs[name]).abs().max().item() for name in ours)
     key_theirs = {f"roberta.{n}": p for n, p in key_roberta.named_parameters()}
     key_theirs["xlco_proj.weight"] = key_projection.weight
-    key = max((p - key_theirs[n]).abs().max().item() for n, p in trainer.key_encoder.named_parameters())
-    assert trainer.queue.pointer == pointer
-    return {"query": query, "key": key, "queue": (trainer.queue.keys - queue).abs().max().item()}
+    state = trainer.xlco.state_dict()
+    keys = {n.removeprefix("key_encoder."): t for n, t in state.items() if n.startswith("key_encoder.")}
+    key = max((p - key_theirs[n]).abs().max().item() for n, p in keys.items())
+    assert int(state["queue_pointer"]) == pointer
+    return {"query": query, "key": key, "queue": (state["queue"] - queue).abs().max().item()}
 
 
 @pytest.mark.parametrize("accumulation", [1, 2])

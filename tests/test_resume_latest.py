@@ -13,6 +13,7 @@ import pytest
 from helpers import REPO, assert_clean_error, listing, pretrain, pretrain_flags, run_command, tiny_trainer
 from transformers import TrainerCallback
 
+from trainer import checkpoints
 from trainer.checkpoints import latest_complete_checkpoint, resolve_resume_checkpoint
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -68,29 +69,31 @@ def test_resume_latest_skips_interrupted_saves_and_overwrite_starts_clean(worksp
 class Interrupt(TrainerCallback):
     """Stands for Ctrl-C arriving while checkpoint-`step` is being written (after its weights, before its state)."""
 
-    def __init__(self, trainer, step):
-        self.trainer, self.step = trainer, step
+    def __init__(self, monkeypatch, step):
+        self.monkeypatch, self.step = monkeypatch, step
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.step:
-            save_rng_state = self.trainer._save_rng_state
+            save_xlco_state = checkpoints.save_xlco_state
 
-            def interrupted(output_dir):
-                save_rng_state(output_dir)
+            def interrupted(*args, **kwargs):
+                save_xlco_state(*args, **kwargs)
                 raise KeyboardInterrupt
 
-            self.trainer._save_rng_state = interrupted
+            self.monkeypatch.setattr(checkpoints, "save_xlco_state", interrupted)
 
 
-def test_interrupted_save_leaves_no_checkpoint_and_resume_takes_the_previous_one(tmp_path, tiny_tokenizer):
+def test_interrupted_save_leaves_no_checkpoint_and_resume_takes_the_previous_one(
+    tmp_path, tiny_tokenizer, monkeypatch
+):
     trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=6, save_strategy="steps", save_steps=2)
-    trainer.add_callback(Interrupt(trainer, 4))
+    trainer.add_callback(Interrupt(monkeypatch, 4))
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["checkpoint-2"]
     latest, skipped = latest_complete_checkpoint(tmp_path)
     assert (latest.name, skipped) == ("checkpoint-2", [])
-    assert resolve_resume_checkpoint("True", tmp_path) == str(tmp_path / "checkpoint-2")
+    assert resolve_resume_checkpoint("True", tmp_path).path == tmp_path / "checkpoint-2"
 
 
 # --------------------------------------------------------------------------------------------------------------------

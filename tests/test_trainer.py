@@ -5,11 +5,32 @@ import logging
 
 import pytest
 import torch
-from helpers import WORKERS, StopAfter, assert_same, run_torchrun, snapshot, tiny_infoxlm, tiny_trainer
+from helpers import (
+    WORKERS,
+    StopAfter,
+    assert_same,
+    run_torchrun,
+    set_queue_filled,
+    snapshot,
+    tiny_infoxlm,
+    tiny_trainer,
+)
 from safetensors.torch import load_file
 from transformers import AutoModel, TrainerCallback
 
-from trainer import CheckpointError
+from trainer import CheckpointError, checkpoints
+
+
+def key_encoder(trainer) -> dict[str, torch.Tensor]:
+    """The key encoder's tensors, by the query model's names, from the XLCO state."""
+    prefix = "key_encoder."
+    return {n[len(prefix) :]: t for n, t in trainer.xlco.state_dict().items() if n.startswith(prefix)}
+
+
+def queue_counters(trainer) -> tuple[int, int]:
+    """(keys written so far, next slot) from the XLCO state."""
+    state = trainer.xlco.state_dict()
+    return int(state["queue_filled"]), int(state["queue_pointer"])
 
 
 def test_training_logs_every_objective_and_fills_the_queue(tmp_path, tiny_tokenizer):
@@ -21,7 +42,7 @@ def test_training_logs_every_objective_and_fills_the_queue(tmp_path, tiny_tokeni
         assert all(name in entry for entry in logs), name
     assert logs[0]["momentum"] == 0.9999
     # 3 updates of 4 keys into a queue of 16, written in order from slot 0.
-    assert (trainer.queue.filled, trainer.queue.pointer) == (12, 12)
+    assert queue_counters(trainer) == (12, 12)
     assert [entry["queue_fill"] for entry in logs] == [0.25, 0.5, 0.75]
 
 
@@ -40,14 +61,14 @@ def test_momentum_zero_makes_keys_follow_queries_and_one_freezes_them(tmp_path, 
     follow = tiny_trainer(tiny_tokenizer, tmp_path / "a", max_steps=2, xlco_momentum="constant,0")
     follow.train()
     query = dict(follow.model.named_parameters(remove_duplicate=False))
-    for name, key in follow.key_encoder.named_parameters():
+    for name, key in key_encoder(follow).items():
         assert torch.equal(key, query[name]), name
 
     frozen = tiny_trainer(tiny_tokenizer, tmp_path / "b", max_steps=2, xlco_momentum="constant,1")
-    initial = {name: p.clone() for name, p in frozen.key_encoder.named_parameters()}
+    initial = {name: p.clone() for name, p in key_encoder(frozen).items()}
     frozen.train()
     query = dict(frozen.model.named_parameters(remove_duplicate=False))
-    for name, key in frozen.key_encoder.named_parameters():
+    for name, key in key_encoder(frozen).items():
         assert torch.equal(key, initial[name]) and not torch.equal(key, query[name]), name
 
 
@@ -56,14 +77,16 @@ def test_prefill_fills_the_queue_before_the_first_update(tmp_path, tiny_tokenize
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert "xlco_loss" in logs[0]  # the queue was full at step 1
-    assert trainer.queue.filled == 16 and trainer.queue.pointer == 4  # 16 prefilled, then 4 from the update
+    assert queue_counters(trainer) == (16, 4)  # 16 prefilled, then 4 from the update
 
 
 def test_prefill_mode_holds_the_loss_until_the_queue_is_full(tmp_path, tiny_tokenizer):
     trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=1, xlco_queue_fill="prefill")
-    assert not trainer.xlco_active(1)
-    trainer.queue.enqueue(torch.zeros(16, trainer.queue.keys.shape[1]))
-    assert trainer.xlco_active(1)
+    assert not trainer.xlco.is_active(1)
+    set_queue_filled(trainer.xlco, 15)
+    assert not trainer.xlco.is_active(1)
+    set_queue_filled(trainer.xlco, 16)
+    assert trainer.xlco.is_active(1)
 
 
 def test_xlco_enable_step_holds_loss_and_ema_then_syncs(tmp_path, tiny_tokenizer):
@@ -71,10 +94,10 @@ def test_xlco_enable_step_holds_loss_and_ema_then_syncs(tmp_path, tiny_tokenizer
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert ["xlco_loss" in entry for entry in logs] == [False, False, True]
-    assert trainer.queue.filled == 12  # keys were enqueued while the loss was held off
+    assert queue_counters(trainer)[0] == 12  # keys were enqueued while the loss was held off
     # Momentum 1 after the enable step: the keys stay at the query weights of update 2 (synced with momentum 0).
     query_after_3 = dict(trainer.model.named_parameters(remove_duplicate=False))
-    assert any(not torch.equal(k, query_after_3[n]) for n, k in trainer.key_encoder.named_parameters())
+    assert any(not torch.equal(k, query_after_3[n]) for n, k in key_encoder(trainer).items())
 
 
 class Snapshots(TrainerCallback):
@@ -100,7 +123,7 @@ def test_non_finite_loss_skips_the_update_and_leaves_xlco_state_alone(tmp_path, 
         trainer.train()
     assert "Non-finite loss at update 2" in caplog.text
     assert_same(snapshots.after[1], snapshots.after[2], atol=0.0)
-    assert trainer.queue.filled == 8  # updates 1 and 3 only
+    assert queue_counters(trainer)[0] == 8  # updates 1 and 3 only
     changed = max((snapshots.after[3][k] - snapshots.after[2][k]).abs().max().item() for k in snapshots.after[3])
     assert changed > 0 and all(torch.isfinite(v).all() for v in snapshots.after[3].values())
 
@@ -111,9 +134,14 @@ def test_checkpoint_holds_xlco_state_and_exported_model_does_not(tmp_path, tiny_
     checkpoint = tmp_path / "checkpoint-2"
     state = load_file(checkpoint / "xlco_state.safetensors")
     meta = json.loads((checkpoint / "xlco_state.json").read_text())
-    assert torch.equal(state["queue"], trainer.queue.keys)
-    assert meta["queue_pointer"] == trainer.queue.pointer == 8 and meta["queue_filled"] == 8
-    assert set(state) == {"queue"} | {f"key_encoder.{n}" for n, _ in trainer.key_encoder.named_parameters()}
+    own = trainer.xlco.state_dict()
+    assert (
+        set(state)
+        == set(own)
+        == {"queue", "queue_pointer", "queue_filled"} | {f"key_encoder.{n}" for n in key_encoder(trainer)}
+    )
+    assert all(torch.equal(state[name], own[name]) for name in own)
+    assert meta["queue_pointer"] == int(own["queue_pointer"]) == 8 and meta["queue_filled"] == 8
 
     trainer.save_model(tmp_path / "export")
     exported = load_file(tmp_path / "export" / "model.safetensors")
@@ -148,6 +176,25 @@ def test_exact_resume_matches_uninterrupted_training(tmp_path, tiny_tokenizer):
     assert_same(snapshot(straight), snapshot(resumed), atol=1e-6)
 
 
+def test_a_resolved_checkpoint_is_taken_as_it_is(tmp_path, tiny_tokenizer, monkeypatch):
+    """run_pretrain.py resolves and checks --resume_from_checkpoint once; train() does not do it again."""
+    first = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=2, save_strategy="steps", save_steps=2)
+    first.train()
+    resume = checkpoints.resolve_resume_checkpoint("true", tmp_path, checkpoints.xlco_state_files(["xlco"]))
+    assert resume.path == tmp_path / "checkpoint-2"
+    checked = []
+    original = checkpoints.incomplete_reason
+    monkeypatch.setattr(checkpoints, "incomplete_reason", lambda *a, **k: checked.append(a) or original(*a, **k))
+    resumed = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=3)
+    resumed.train(resume_from_checkpoint=resume)
+    assert checked == [] and resumed.state.global_step == 3
+    assert int(resumed.xlco.state_dict()["queue_filled"]) == 12  # 8 restored, 4 from update 3
+    # A path or True from Python is resolved and checked by train() itself.
+    again = tiny_trainer(tiny_tokenizer, tmp_path / "again", max_steps=3)
+    again.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert len(checked) == 1 and again.state.global_step == 3
+
+
 def test_corrupt_or_mismatched_checkpoint_errors_and_changes_nothing(tmp_path, tiny_tokenizer):
     trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=1, save_strategy="steps", save_steps=1)
     trainer.train()
@@ -180,7 +227,7 @@ def test_corrupt_or_mismatched_checkpoint_errors_and_changes_nothing(tmp_path, t
 
 def test_objectives_can_be_switched_off(tmp_path, tiny_tokenizer):
     trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=2, objectives="mlm,tlm")
-    assert trainer.key_encoder is None and trainer.queue is None
+    assert trainer.xlco is None
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert all("tlm_loss" in e and "xlco_loss" not in e for e in logs)
@@ -214,7 +261,7 @@ def test_two_processes_stay_identical_and_skip_a_nan_on_one_rank_together(tmp_pa
         assert all(torch.isfinite(t).all() for t in after[3].values())  # and training went on, finite
         assert any(not torch.equal(after[3][k], after[2][k]) for k in after[3] if k.startswith("query."))
     # Each rank's keys of the last update are in the (shared) queue: the queue holds keys from both ranks.
-    queue = rank0["queue"]
+    queue = rank0["xlco.queue"]
     for local in (rank0["local_keys"], rank1["local_keys"]):
         assert not torch.equal(rank0["local_keys"], rank1["local_keys"])
         for row in local:
@@ -245,7 +292,7 @@ def test_a_step_the_grad_scaler_skips_leaves_key_encoder_and_queue_untouched(tmp
     trainer.train()
     assert trainer.accelerator.scaler.get_scale() < 2.0**10  # the scaler saw the overflow and backed off
     assert_same(snapshots.after[1], snapshots.after[2], atol=0.0)  # weights, key encoder and queue
-    assert trainer.queue.filled == 8  # updates 1 and 3 only
+    assert queue_counters(trainer)[0] == 8  # updates 1 and 3 only
     assert all(torch.isfinite(v).all() for v in snapshots.after[3].values())
     assert any(not torch.equal(snapshots.after[3][k], snapshots.after[2][k]) for k in snapshots.after[3])
 
@@ -264,7 +311,7 @@ def test_fp16_without_clipping_lets_the_scaler_skip_a_non_finite_loss(tmp_path, 
     trainer.model.lm_head.register_forward_hook(poison_second_update)
     trainer.train()
     assert_same(snapshots.after[1], snapshots.after[2], atol=0.0)
-    assert trainer.queue.filled == 8
+    assert queue_counters(trainer)[0] == 8
     assert all(torch.isfinite(v).all() for v in snapshots.after[3].values())
 
 
@@ -272,30 +319,30 @@ def test_fp16_without_clipping_lets_the_scaler_skip_a_non_finite_loss(tmp_path, 
 def test_fp16_on_cuda_places_xlco_state_where_the_model_trains_and_skips_with_the_scaler(tmp_path, tiny_tokenizer):
     trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=3, use_cpu=False, fp16=True, max_grad_norm=0.0)
     # As with place_model_on_device=False: everything on the CPU until training starts.
-    for module in (trainer.model, trainer.key_encoder, trainer.queue):
+    for module in (trainer.model, trainer.xlco):
         module.to("cpu")
     trainer.train()
     assert trainer.accelerator.scaler is not None
-    devices = {p.device.type for p in trainer.key_encoder.parameters()} | {trainer.queue.keys.device.type}
-    assert devices == {"cuda"} and trainer.model.device.type == "cuda"
-    assert trainer.queue.keys.dtype == torch.float32 and next(trainer.key_encoder.parameters()).dtype == torch.float32
+    state = trainer.xlco.state_dict()
+    assert {t.device.type for t in state.values()} == {"cuda"} and trainer.model.device.type == "cuda"
+    assert {t.dtype for t in state.values() if t.is_floating_point()} == {torch.float32}
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(logs) == 3
 
 
 def test_under_bf16_key_encoder_queue_and_xlco_logits_stay_float32(tmp_path, tiny_tokenizer, monkeypatch):
-    import trainer.infoxlm_trainer as infoxlm_trainer
+    import trainer.xlco as xlco_module
 
-    seen, original = [], infoxlm_trainer.xlco_loss
+    seen, original = [], xlco_module.xlco_loss
 
     def spy(queries, keys, negatives, *args, **kwargs):
         # The logits are queries @ keys / negatives, computed here: float32 inputs and no autocast → float32 matmuls.
         seen.append((queries.dtype, negatives.dtype, torch.is_autocast_enabled("cpu")))
         return original(queries, keys, negatives, *args, **kwargs)
 
-    monkeypatch.setattr(infoxlm_trainer, "xlco_loss", spy)
+    monkeypatch.setattr(xlco_module, "xlco_loss", spy)
     trainer = tiny_trainer(tiny_tokenizer, tmp_path, max_steps=2, bf16=True, xlco_momentum="constant,0.5")
     trainer.train()
     assert seen and set(seen) == {(torch.float32, torch.float32, False)}, seen
-    assert {p.dtype for p in trainer.key_encoder.parameters()} == {torch.float32}
-    assert trainer.queue.keys.dtype == torch.float32
+    state = trainer.xlco.state_dict()
+    assert {t.dtype for t in state.values() if t.is_floating_point()} == {torch.float32} and "queue" in state

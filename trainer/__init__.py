@@ -1,7 +1,8 @@
-"""InfoXLM pretraining: `InfoXLMTrainer` and the XLCO pieces it owns (key encoder, negative queue, loss, momentum),
-the data pipeline in `trainer.data`, and the retrieval callback (`trainer.retrieval_callback`, which uses the
-`evaluation` package and is not imported here: `evaluation` itself imports `trainer.data`)."""
+"""InfoXLM pretraining: `InfoXLMTrainer`, the `XLCO` state it drives (key encoder, negative queue, loss, momentum),
+its checkpoints, the data pipeline in `trainer.data`, and the retrieval callback (`trainer.retrieval_callback`,
+which uses the `evaluation` package and is not imported here: `evaluation` itself imports `trainer.data`)."""
 
+from .checkpoints import CheckpointError
 from .data import (
     DataArguments,
     DataError,
@@ -14,12 +15,9 @@ from .data import (
     train_tokenizer,
     write_demo_corpus,
 )
-from .infoxlm_trainer import CheckpointError, InfoXLMTrainer
-from .key_encoder import KeyEncoder
-from .momentum import MomentumSchedule
-from .negative_queue import NegativeQueue
+from .infoxlm_trainer import InfoXLMTrainer
 from .training_args import InfoXLMTrainingArguments
-from .xlco_loss import xlco_loss
+from .xlco import XLCO, MomentumSchedule, xlco_loss
 
 __all__ = [
     "CheckpointError",
@@ -28,9 +26,8 @@ __all__ = [
     "InfoXLMDataCollator",
     "InfoXLMTrainer",
     "InfoXLMTrainingArguments",
-    "KeyEncoder",
     "MomentumSchedule",
-    "NegativeQueue",
+    "XLCO",
     "build_pretraining_dataset",
     "format_summary",
     "load_heldout_pairs",

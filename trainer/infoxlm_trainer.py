@@ -1,46 +1,27 @@
-"""`InfoXLMTrainer`: MLM + TLM + XLCO on the 🤗 Trainer, owning the momentum key encoder and the negative queue."""
+"""`InfoXLMTrainer`: MLM + TLM + XLCO on the 🤗 Trainer: one loss over the objectives, the XLCO update after each
+optimizer step, the stateful data stream, checkpoints that are complete or absent, and the logs."""
 
-import json
 import logging
-import math
-import os
-import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 from accelerate.data_loader import prepare_data_loader
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torchdata.stateful_dataloader import StatefulDataLoader
-from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SaveStrategy, rotate_checkpoints
 
 from modeling_infoxlm.hub import model_card
 
-from .checkpoints import (
-    TRAINER_STATE_NAME,
-    CheckpointError,
-    prepare_staging,
-    publish,
-    resolve_resume_checkpoint,
-    staging_folder,
-)
-from .data import DataError, PretrainingDataset, SeededCollator
-from .data.stream_position import describe_position, load_stream_position, save_stream_position
-from .key_encoder import KeyEncoder
-from .momentum import MomentumSchedule
-from .negative_queue import NegativeQueue
+from . import checkpoints
+from .checkpoints import TRAINER_STATE_NAME
+from .data import PretrainingDataset, SeededCollator
 from .training_args import InfoXLMTrainingArguments
-from .xlco_loss import shortcut_statistics, xlco_loss
+from .xlco import XLCO, MomentumSchedule
 
 logger = logging.getLogger(__name__)
-
-XLCO_STATE_WEIGHTS = "xlco_state.safetensors"
-XLCO_STATE_JSON = "xlco_state.json"
 
 
 def uses_every_parameter(config, args: InfoXLMTrainingArguments) -> bool:
@@ -55,10 +36,13 @@ class InfoXLMTrainer(Trainer):
     """
     A `transformers.Trainer` for InfoXLM pretraining. Each batch is `{"mlm": ..., "tlm": ..., "xlco": ...}` (any
     subset, see `InfoXLMDataCollator`); one step runs one forward of the query model over all of them, sums the
-    weighted losses and does one backward. After every optimizer update the key encoder moves towards the query
-    encoder (`k = m*k + (1-m)*q`) and the step's keys, gathered from every rank, enter the queue. The model itself
-    stays a plain `InfoXLMForPreTraining`: `save_model` / `push_to_hub` never see the key encoder or the queue,
-    which live in each checkpoint folder as `xlco_state.safetensors` + `xlco_state.json`.
+    weighted losses and does one backward. After every optimizer update `self.xlco` (trainer/xlco.py) moves its key
+    encoder towards the query encoder (`k = m*k + (1-m)*q`) and enqueues the step's keys, gathered from every rank.
+    The model itself stays a plain `InfoXLMForPreTraining`: `save_model` / `push_to_hub` never see the XLCO state,
+    which lives in each checkpoint folder as `xlco_state.safetensors` + `xlco_state.json` (trainer/checkpoints.py).
+
+    `xlco_fill_dataset`: XLCO examples for the queue fill (default: the training dataset's own); `base_model` and
+    `data_summary` (Markdown) go into the model card.
     """
 
     args: InfoXLMTrainingArguments
@@ -69,6 +53,8 @@ class InfoXLMTrainer(Trainer):
         args: InfoXLMTrainingArguments = None,
         data_collator=None,
         xlco_fill_dataset=None,
+        base_model: str | None = None,
+        data_summary: str | None = None,
         **kwargs,
     ):
         if not isinstance(args, InfoXLMTrainingArguments):
@@ -85,22 +71,31 @@ class InfoXLMTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = args.loss_normalization == "reference"
         self.objectives = args.objective_list
+        self.base_model, self.data_summary = base_model, data_summary
         config = self.model.config
         self.momentum = MomentumSchedule.parse(args.xlco_momentum or f"constant,{config.xlco_momentum}")
         config.xlco_momentum = self.momentum.final  # the saved config states what trained, not its old default
-        self.key_encoder = self.queue = None
+        self.xlco = None
         if "xlco" in self.objectives:
-            # Placed where the model trains when training starts (`place_xlco_state`), not here: the model may
-            # reach its device only then (`place_model_on_device=False`, accelerate's `prepare`).
-            self.key_encoder = KeyEncoder(self.model)
-            generator = torch.Generator().manual_seed(args.seed)
-            dim = config.xlco_projection_size if config.xlco_use_projection else config.hidden_size
-            self.queue = NegativeQueue(config.xlco_queue_size, dim, generator=generator)
+            self.xlco = XLCO(
+                self.model,
+                self.momentum,
+                enable_step=args.xlco_enable_step,
+                queue_fill=args.xlco_queue_fill,
+                normalize=args.xlco_normalize,
+                in_batch_negatives=args.xlco_in_batch_negatives,
+                keys_per_update=(
+                    args.per_device_train_batch_size
+                    * args.gradient_accumulation_steps
+                    * self.accelerator.num_processes
+                ),
+                seed=args.seed,
+                # Keys in the query pass's precision: accelerate autocasts only the prepared model's forward.
+                autocast=lambda: self.accelerator.autocast(),
+            )
         self.xlco_fill_dataset = xlco_fill_dataset
         self._train_loader = None  # the stateful loader of a PretrainingDataset (its position goes in checkpoints)
         self._resumed_loader_state: dict | None = None
-        self._pending_keys: list[torch.Tensor] = []
-        self._drift_probe: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._skip_update = False
         # Whether a micro-batch of the current update had a non-finite loss on this rank: accumulated on the device
         # and read once per update (`decide_skip`), so the step itself never waits for the device.
@@ -114,12 +109,6 @@ class InfoXLMTrainer(Trainer):
         self.add_callback(_AfterOptimizerStep(self))
 
     # ---------------------------------------------------------------- the step
-
-    def xlco_active(self, update: int) -> bool:
-        """Whether the XLCO loss is part of optimizer update number `update` (1-based)."""
-        if self.queue is None or update <= self.args.xlco_enable_step:
-            return False
-        return self.args.xlco_queue_fill == "masked" or self.queue.is_full
 
     @staticmethod
     def sample_size(batch: dict) -> torch.Tensor:
@@ -155,7 +144,7 @@ class InfoXLMTrainer(Trainer):
         """
         args = self.args
         mlm, tlm, xlco = inputs.get("mlm"), inputs.get("tlm"), inputs.get("xlco")
-        with_xlco = xlco is not None and self.xlco_active(self.state.global_step + 1)
+        with_xlco = xlco is not None and self.xlco.is_active(self.state.global_step + 1)
         forward = {}
         if mlm is not None:
             forward.update(input_ids=mlm["input_ids"], attention_mask=mlm["attention_mask"], labels=mlm["labels"])
@@ -187,35 +176,18 @@ class InfoXLMTrainer(Trainer):
             self._record("tlm_loss", *terms[-1][1:])
             self._tokens += tlm["attention_mask"].sum()
         if xlco is not None:
-            # Same precision as the query pass: accelerate autocasts only the prepared model's forward.
-            with self.accelerator.autocast():
-                keys = self.key_encoder(xlco["key_input_ids"], xlco["key_attention_mask"])
+            # Remembered, and enqueued after the optimizer update if it happens (see `_AfterOptimizerStep`).
+            keys = self.xlco.training_keys(xlco["key_input_ids"], xlco["key_attention_mask"])
             self._tokens += xlco["query_attention_mask"].sum() + xlco["key_attention_mask"].sum()
             if with_xlco:
-                mask = self.queue.valid_mask() if args.xlco_queue_fill == "masked" else None
-                queries, temperature = outputs.sentence_vectors, self.model.config.xlco_temperature
-                loss, accuracy = xlco_loss(
-                    queries,
-                    keys,
-                    self.queue.keys,
-                    temperature,
-                    negatives_mask=mask,
-                    normalize=args.xlco_normalize,
-                    in_batch_negatives=args.xlco_in_batch_negatives,
-                    reduction="sum",
-                )
+                loss, accuracy, statistics = self.xlco.loss(outputs.sentence_vectors, keys)
                 # A fill kernel, not a copy of a host number to the device.
-                sentences = torch.full((), queries.shape[0], device=loss.device)
+                sentences = torch.full((), keys.shape[0], device=loss.device)
                 terms.append((args.lambda_xlco, loss, sentences))
                 self._record("xlco_loss", loss, sentences)
                 self._record("xlco_accuracy", accuracy * sentences, sentences)
-                statistics = shortcut_statistics(queries, keys, self.queue.valid_keys(), temperature)
                 for name, value in statistics.items():
                     self._record(name, value, torch.ones_like(sentences))
-            if self._drift_probe is None:
-                self._drift_probe = (xlco["key_input_ids"], xlco["key_attention_mask"], keys.float())
-            # Enqueued after the optimizer update, and only if it happens (see `_AfterOptimizerStep`).
-            self._pending_keys.append(keys.float())
 
         if args.loss_normalization == "reference":
             if num_items_in_batch is None:  # outside the training loop (e.g. evaluate): this batch alone
@@ -252,9 +224,8 @@ class InfoXLMTrainer(Trainer):
     # ---------------------------------------------------------------- after each update
 
     def after_optimizer_step(self) -> None:
-        """EMA update of the key encoder and enqueueing of the update's keys; nothing if the update was skipped."""
+        """The XLCO update (`XLCO.after_update`: EMA, enqueue, key drift); nothing if the update was skipped."""
         update = self.state.global_step + 1
-        pending, self._pending_keys = self._pending_keys, []
         skipped = self._skip_update or (self.accelerator.scaler is not None and self._scaler_skipped_step())
         self._skip_update = False
         self._non_finite.zero_()
@@ -264,17 +235,13 @@ class InfoXLMTrainer(Trainer):
                     f"Update {update}: the fp16 GradScaler skipped the optimizer step (non-finite gradients) and "
                     "lowered its scale; key encoder and queue are left untouched."
                 )
+            if self.xlco is not None:
+                self.xlco.discard_pending()
             return
-        if self.key_encoder is None:
+        if self.xlco is None:
             return
-        if update <= self.args.xlco_enable_step:
-            self.key_encoder.copy_from(self.model)  # momentum 0 until XLCO starts
-        else:
-            self.key_encoder.update(self.model, self.momentum(update))
-        if pending:
-            self.queue.enqueue(self.accelerator.gather(torch.cat(pending)))
-        if self._drift_probe is not None and update % self.updates_per_queue_turnover() == 0:
-            self._record_key_drift()
+        for name, value in self.xlco.after_update(self.model, update, self.accelerator.gather).items():
+            self._record(name, value, torch.ones_like(value))
 
     def _scaler_skipped_step(self) -> bool:
         """Whether the fp16 GradScaler has just skipped the optimizer step. accelerate's
@@ -285,31 +252,6 @@ class InfoXLMTrainer(Trainer):
         skipped = self._scale_before_step is not None and scale < self._scale_before_step
         self._scale_before_step = scale
         return skipped
-
-    def updates_per_queue_turnover(self) -> int:
-        """Updates after which every queue slot has been rewritten: the age of the oldest negative."""
-        per_update = (
-            self.args.per_device_train_batch_size
-            * self.args.gradient_accumulation_steps
-            * self.accelerator.num_processes
-        )
-        return max(1, math.ceil(self.queue.size / per_update))
-
-    @torch.no_grad()
-    def _record_key_drift(self) -> None:
-        """`xlco_key_drift`: how far the keys of the same sentences moved over one queue turnover, relative to how
-        far apart the keys of different sentences are. Near or above 1, a key's age tells as much as its content:
-        the positive (the freshest key) can be found without reading it (see the README on the shortcut check)."""
-        input_ids, attention_mask, old = self._drift_probe
-        self._drift_probe = None
-        if old.shape[0] < 2:
-            return
-        with self.accelerator.autocast():
-            new = self.key_encoder(input_ids, attention_mask).float()
-        moved = (new - old).norm(dim=-1).mean()
-        spread = torch.cdist(old, old)
-        spread = spread.sum() / (old.shape[0] * (old.shape[0] - 1))
-        self._record("xlco_key_drift", moved / spread.clamp(min=1e-12), torch.ones_like(moved))
 
     def decide_skip(self, optimizer) -> None:
         """Before the optimizer step: skip the update if any micro-batch of any rank had a non-finite loss.
@@ -336,14 +278,6 @@ class InfoXLMTrainer(Trainer):
 
     # ---------------------------------------------------------------- queue prefill
 
-    # The reference fills with K // (B·R) + 100 batches, so the queue has wrapped once the loss starts.
-    PREFILL_EXTRA_BATCHES = 100
-
-    @classmethod
-    def prefill_batches(cls, queue_size: int, keys_per_batch: int) -> int:
-        """Key batches of the fill phase for a queue of `queue_size` and `keys_per_batch` = B·R keys per batch."""
-        return queue_size // keys_per_batch + cls.PREFILL_EXTRA_BATCHES
-
     def queue_fill_dataset(self):
         """XLCO examples for the queue fill, in an order independent of the training stream's: filling from the
         training batches themselves would put the twin key of each of the first K/(B·R) updates' positives in the
@@ -360,16 +294,13 @@ class InfoXLMTrainer(Trainer):
             )
         return make()
 
-    @torch.no_grad()
     def prefill_queue(self) -> None:
-        """The reference's fill phase: key-encoder passes over K // (B·R) + 100 batches of an independent XLCO pass
+        """The reference's fill phase (`XLCO.prefill`) over K // (B·R) + 100 batches of an independent XLCO pass
         (see `queue_fill_dataset`), before the first update. Leaves the training stream and its collator as they
         were; does nothing if the queue is already full."""
-        if self.queue.is_full:
+        if self.xlco.fill_fraction >= 1:
             return
         args = self.args
-        per_batch = args.per_device_train_batch_size * self.accelerator.num_processes
-        batches = self.prefill_batches(self.queue.size, per_batch)
         fill_seed = (args.data_seed if args.data_seed is not None else args.seed) + 1_000_003
         # The training collator's own calls counter (its masking seeds) must not move: a separate SeededCollator.
         collator = SeededCollator(getattr(self.data_collator, "collator", self.data_collator), fill_seed)
@@ -389,70 +320,48 @@ class InfoXLMTrainer(Trainer):
             put_on_device=True,
             dispatch_batches=False,
         )
-        progress = tqdm(
-            total=batches, desc="Filling the XLCO queue", disable=not self.is_local_process_zero(), unit="batch"
+        batches = XLCO.prefill_batches(
+            self.xlco.queue_size, args.per_device_train_batch_size * self.accelerator.num_processes
         )
-        filled_batches = 0
-        for batch in loader:
-            xlco = batch["xlco"]
-            with self.accelerator.autocast():
-                keys = self.key_encoder(xlco["key_input_ids"], xlco["key_attention_mask"])
-            self.queue.enqueue(self.accelerator.gather(keys.float()))
-            progress.update()
-            filled_batches += 1
-            if filled_batches >= batches:
-                break
-        progress.close()
-        if not self.queue.is_full:
-            raise DataError(
-                f"The XLCO data ran out after {self.queue.filled} keys while filling a queue of "
-                f"{self.queue.size}: lower --xlco_queue_size or use --xlco_queue_fill masked."
-            )
+        self.xlco.prefill(loader, self.accelerator.gather, batches, progress=self.is_local_process_zero())
 
     # ---------------------------------------------------------------- train / resume
 
-    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
+    def train(self, resume_from_checkpoint=None, **kwargs):
         """`resume_from_checkpoint`: a checkpoint folder, or True (or "true", as the command line gives it) for the
-        latest complete `checkpoint-N` of `output_dir`; incomplete ones are skipped with a warning naming them.
+        latest complete `checkpoint-N` of `output_dir`, resolved and checked by `checkpoints.resolve_resume_checkpoint`
+        (incomplete ones are skipped with a warning naming them), or what that function returned.
 
         A `PretrainingDataset` resumes at the stream position saved in the checkpoint (validated first), without
         reading or collating the batches before it; `--ignore_data_skip` restarts its stream from the beginning."""
-        resume_from_checkpoint = resolve_resume_checkpoint(
-            resume_from_checkpoint, self.args.output_dir, required=self.resume_files(self.objectives)
+        resume = checkpoints.resolve_resume_checkpoint(
+            resume_from_checkpoint, self.args.output_dir, required=checkpoints.xlco_state_files(self.objectives)
         )
-        self.place_xlco_state()
+        if self.xlco is not None:
+            # Where the model trains: the Trainer's device, which accelerate's `prepare` moves the model to
+            # (`args.device`; one per process, since several GPUs per process are refused).
+            self.xlco.place(self.args.device)
         self._resumed_loader_state = None
-        if resume_from_checkpoint:
+        if resume:
             # Validate and load before the Trainer touches anything, so a bad checkpoint changes nothing.
             if self._streams_with_position() and not self.args.ignore_data_skip:
-                self._resumed_loader_state = load_stream_position(
-                    resume_from_checkpoint, self.accelerator.process_index, self._position_description()
+                self._resumed_loader_state = checkpoints.load_stream_position(
+                    resume.path, self.accelerator.process_index, self.position_description()
                 )
-            self.load_xlco_state(resume_from_checkpoint)
-        elif self.queue is not None and self.args.xlco_queue_fill == "prefill":
+            if self.xlco is not None:
+                checkpoints.load_xlco_state(resume.path, self.xlco)
+        elif self.xlco is not None and self.args.xlco_queue_fill == "prefill":
             self.prefill_queue()
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
-
-    def place_xlco_state(self) -> None:
-        """Key encoder and queue go where the model trains: the Trainer's device, which accelerate's `prepare`
-        moves the model to (`args.device`; one per process, since several GPUs per process are refused). Both stay
-        float32 whatever the training precision."""
-        if self.key_encoder is not None:
-            self.key_encoder.to(device=self.args.device, dtype=torch.float32)
-            self.queue.to(device=self.args.device, dtype=torch.float32)
-
-    @staticmethod
-    def resume_files(objectives: list[str]) -> tuple[str, ...]:
-        """Files a checkpoint holds besides transformers' own when it trains `objectives`: the XLCO state."""
-        return (XLCO_STATE_WEIGHTS, XLCO_STATE_JSON) if "xlco" in objectives else ()
+        return super().train(resume_from_checkpoint=resume, **kwargs)
 
     # ---------------------------------------------------------------- the data stream and its position
 
     def _streams_with_position(self) -> bool:
         return isinstance(self.train_dataset, PretrainingDataset)
 
-    def _position_description(self) -> dict:
-        return describe_position(
+    def position_description(self) -> dict:
+        """What this rank's stream position belongs to (`checkpoints.describe_position`)."""
+        return checkpoints.describe_position(
             self.train_dataset,
             self.accelerator.process_index,
             self.accelerator.num_processes,
@@ -499,21 +408,20 @@ class InfoXLMTrainer(Trainer):
 
     def _save_checkpoint(self, model, trial) -> None:
         """
-        transformers' `Trainer._save_checkpoint` (5.x), made atomic: every file goes to `tmp-checkpoint-N` and the
-        folder is renamed to `checkpoint-N` once complete (trainer/checkpoints.py), so an interrupted save never
-        leaves a `checkpoint-N` that resuming would pick. Pushing and rotation see only the renamed folder.
+        transformers' `Trainer._save_checkpoint` (5.x) with its files written into a staging folder that is renamed
+        to `checkpoint-N` once complete (`checkpoints.staged_checkpoint`), plus the XLCO state and the stream
+        position. transformers writes `checkpoint-N` in place and has no hook between its last file and the push and
+        rotation, so an interrupted save would leave a `checkpoint-N` that resuming picks; pushing and rotation here
+        see only the renamed folder.
         """
         args = self.args
         if self.hp_search_backend is None and trial is None:
             self.store_flos()
         run_dir = self._get_output_dir(trial=trial)
         checkpoint = Path(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
-        staging = staging_folder(checkpoint)
-        if args.should_save:
-            prepare_staging(staging)
-        # Every rank writes its RNG state into the staging folder: none may start before it exists and is empty.
-        self.accelerator.wait_for_everyone()
-        try:
+        with checkpoints.staged_checkpoint(
+            checkpoint, args.should_save, self.accelerator.wait_for_everyone
+        ) as staging:
             self.save_model(str(staging), _internal_call=True)
             if args.save_strategy in (SaveStrategy.STEPS, SaveStrategy.EPOCH, SaveStrategy.BEST) and (
                 self.state.best_global_step
@@ -522,16 +430,15 @@ class InfoXLMTrainer(Trainer):
                 if self.state.best_global_step == self.state.global_step or best.exists():
                     self.state.best_model_checkpoint = str(best)  # the final name, also in trainer_state.json
             if not args.save_only_model:
-                self._save_optimizer_and_scheduler(str(staging))  # with the XLCO state
+                self._save_optimizer_and_scheduler(str(staging))
                 self._save_scaler(str(staging))
                 self._save_rng_state(str(staging))
+                if self.xlco is not None and args.should_save:
+                    checkpoints.save_xlco_state(staging, self.xlco, self.state.global_step)
                 if self._train_loader is not None:  # every rank writes its own position
-                    save_stream_position(
-                        self._train_loader,
-                        self._position_description(),
-                        staging,
-                        self.accelerator.process_index,
-                    )
+                    position = self.position_description()
+                    rank = self.accelerator.process_index
+                    checkpoints.save_stream_position(self._train_loader, position, staging, rank)
             if args.should_save:
                 for callback in [*self.callback_handler.callbacks, self.control]:
                     if isinstance(callback, ExportableState):
@@ -541,14 +448,6 @@ class InfoXLMTrainer(Trainer):
                         else:
                             self.state.stateful_callbacks[name] = callback_state
                 self.state.save_to_json(str(staging / TRAINER_STATE_NAME))
-            self.accelerator.wait_for_everyone()  # every rank's files are in
-            if args.should_save:
-                publish(staging, checkpoint)
-        except BaseException:
-            if args.should_save and staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)  # never leave a half-written folder behind
-            raise
-        self.accelerator.wait_for_everyone()
         if args.push_to_hub:
             self._push_from_checkpoint(str(checkpoint))
         if args.should_save:
@@ -558,73 +457,6 @@ class InfoXLMTrainer(Trainer):
                 best_model_checkpoint=self.state.best_model_checkpoint,
                 use_mtime=True,
             )
-
-    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
-        # Called for every checkpoint (not for save_model/push_to_hub), into its staging folder: in before the rename.
-        super()._save_optimizer_and_scheduler(output_dir)
-        if self.key_encoder is not None and self.args.should_save:
-            self.save_xlco_state(output_dir)
-
-    def save_xlco_state(self, output_dir: str | os.PathLike) -> None:
-        """Key encoder, queue, pointer and schedule → `xlco_state.safetensors` + `xlco_state.json` (atomic)."""
-        tensors = {f"key_encoder.{name}": p.detach().contiguous() for name, p in self.key_encoder.named_parameters()}
-        tensors["queue"] = self.queue.keys.detach().contiguous()
-        meta = {
-            "queue_pointer": self.queue.pointer,
-            "queue_filled": self.queue.filled,
-            "queue_size": self.queue.size,
-            "xlco_layer": self.key_encoder.xlco_layer,
-            "momentum_schedule": str(self.momentum),
-            "xlco_enable_step": self.args.xlco_enable_step,
-            "global_step": self.state.global_step,
-        }
-        output_dir = Path(output_dir)
-        save_file(tensors, output_dir / f"{XLCO_STATE_WEIGHTS}.tmp", metadata={"format": "pt"})
-        (output_dir / f"{XLCO_STATE_JSON}.tmp").write_text(json.dumps(meta, indent=2))
-        os.replace(output_dir / f"{XLCO_STATE_WEIGHTS}.tmp", output_dir / XLCO_STATE_WEIGHTS)
-        os.replace(output_dir / f"{XLCO_STATE_JSON}.tmp", output_dir / XLCO_STATE_JSON)
-
-    def load_xlco_state(self, checkpoint: str | os.PathLike) -> None:
-        """Restores key encoder and queue from a checkpoint folder; raises `CheckpointError` and changes nothing
-        (in memory or on disk) if the state is missing, corrupt or does not fit this model."""
-        checkpoint = Path(checkpoint)
-        if not checkpoint.is_dir():
-            raise CheckpointError(f"--resume_from_checkpoint {checkpoint}: no such directory.")
-        if self.key_encoder is None:
-            return
-        weights, meta_path = checkpoint / XLCO_STATE_WEIGHTS, checkpoint / XLCO_STATE_JSON
-        for path in (weights, meta_path):
-            if not path.is_file():
-                raise CheckpointError(
-                    f"{path} is missing: {checkpoint} was not saved by InfoXLMTrainer with XLCO on. Resume from a "
-                    "checkpoint of an XLCO run, or start a new run without --resume_from_checkpoint."
-                )
-        try:
-            meta = json.loads(meta_path.read_text())
-            tensors = load_file(weights, device="cpu")
-        except (json.JSONDecodeError, SafetensorError, OSError) as error:
-            raise CheckpointError(
-                f"{weights} or {meta_path} is corrupt ({error}); resume from another checkpoint."
-            ) from error
-        expected = {f"key_encoder.{name}": p.shape for name, p in self.key_encoder.named_parameters()}
-        expected["queue"] = self.queue.keys.shape
-        missing = sorted(set(expected) - set(tensors))
-        if missing:
-            raise CheckpointError(f"{weights} lacks {missing[:5]}; it does not belong to this model.")
-        for name, shape in expected.items():
-            if tensors[name].shape != shape:
-                raise CheckpointError(
-                    f"{weights}: tensor {name} has shape {tuple(tensors[name].shape)} but this model needs "
-                    f"{tuple(shape)} (check --xlco_layer, --xlco_queue_size and the model config)."
-                )
-        for field in ("queue_pointer", "queue_filled"):
-            if not isinstance(meta.get(field), int) or not 0 <= meta[field] <= self.queue.size:
-                raise CheckpointError(f"{meta_path}: {field}={meta.get(field)!r} is invalid.")
-        with torch.no_grad():
-            for name, param in self.key_encoder.named_parameters():
-                param.copy_(tensors[f"key_encoder.{name}"])
-            self.queue.keys.copy_(tensors["queue"])
-        self.queue.pointer, self.queue.filled = meta["queue_pointer"] % self.queue.size, meta["queue_filled"]
 
     # ---------------------------------------------------------------- logging
 
@@ -646,9 +478,9 @@ class InfoXLMTrainer(Trainer):
             self._metrics.clear()
             self._tokens.zero_()
             self._last_log_time = now
-            if self.queue is not None:
+            if self.xlco is not None:
                 logs["momentum"] = self.momentum(max(self.state.global_step, 1))
-                logs["queue_fill"] = round(self.queue.filled / self.queue.size, 4)
+                logs["queue_fill"] = round(self.xlco.fill_fraction, 4)
         super().log(logs, start_time)
 
     # ---------------------------------------------------------------- model card
@@ -669,8 +501,8 @@ class InfoXLMTrainer(Trainer):
         card = model_card(
             self.model,
             objectives=self.objectives,
-            base_model=getattr(self, "base_model", None),
-            data_summary=getattr(self, "data_summary_markdown", None),
+            base_model=self.base_model,
+            data_summary=self.data_summary,
             metrics=self.final_metrics(),
             momentum_schedule=str(self.momentum),
         )
@@ -678,7 +510,7 @@ class InfoXLMTrainer(Trainer):
 
 
 class _AfterOptimizerStep(TrainerCallback):
-    """Connects the trainer's XLCO state to the Trainer loop's optimizer events."""
+    """Connects the trainer's XLCO update to the Trainer loop's optimizer events."""
 
     def __init__(self, trainer: InfoXLMTrainer):
         self.trainer = trainer

@@ -6,7 +6,7 @@ import torch
 from transformers import TrainingArguments
 
 from .launch_checks import unsupported_setup
-from .momentum import MomentumSchedule
+from .xlco import MomentumSchedule
 
 OBJECTIVES = ("mlm", "tlm", "xlco")
 # One worker already overlaps loading with the step; two give headroom over a base model's appetite on one GPU

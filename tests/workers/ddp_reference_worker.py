@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import torch
-from helpers import SyntheticPretrainingStream, build_tiny_tokenizer, tiny_infoxlm, tiny_trainer
+from helpers import SyntheticPretrainingStream, build_tiny_tokenizer, set_queue_filled, tiny_infoxlm, tiny_trainer
 from safetensors.torch import save_file
 
 from trainer import InfoXLMDataCollator
@@ -65,11 +65,10 @@ def main(output_dir: Path):
         loss_normalization="reference",
     )
     trainer.data_collator.collator = ReplayCollator(batches, rank, world_size)
-    trainer.queue.filled = trainer.queue.size  # full of known random keys: XLCO from the first update
+    set_queue_filled(trainer.xlco, trainer.xlco.queue_size)  # full of known random keys: XLCO from the first update
     trainer.train()
     tensors = {f"query.{n}": p.detach().clone().contiguous() for n, p in trainer.model.named_parameters()}
-    tensors.update({f"key_encoder.{n}": p.contiguous() for n, p in trainer.key_encoder.named_parameters()})
-    tensors["queue"] = trainer.queue.keys.contiguous()
+    tensors.update({n: t.contiguous() for n, t in trainer.xlco.state_dict().items()})
     output_dir.mkdir(parents=True, exist_ok=True)
     save_file(tensors, output_dir / f"rank{rank}.safetensors")
     meta = {"world_size": trainer.args.world_size, "rows_per_rank": ROWS // world_size}

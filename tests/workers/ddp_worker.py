@@ -5,7 +5,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 from helpers import build_tiny_tokenizer, snapshot, tiny_infoxlm, tiny_trainer
 from safetensors.torch import save_file
 from transformers import TrainerCallback
@@ -13,12 +12,15 @@ from transformers import TrainerCallback
 POISONED_RANK, POISONED_UPDATE = 1, 2
 
 
-class KeepLocalKeys(TrainerCallback):
-    def __init__(self, trainer):
-        self.trainer, self.keys = trainer, None
+class KeepLocalKeys:
+    """This rank's keys of the last key-encoder pass (the last update's micro-batch), as the queue stores them."""
 
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        self.keys = torch.cat(self.trainer._pending_keys).clone()
+    def __init__(self, trainer):
+        self.keys = None
+        trainer.xlco.register_forward_hook(self.hook)
+
+    def hook(self, module, inputs, keys):
+        self.keys = keys.float().clone()
 
 
 class StateAfterEachUpdate(TrainerCallback):
@@ -55,18 +57,21 @@ def main(output_dir: Path):
     # bf16: no GradScaler, so nothing but the trainer's own skip keeps a NaN out of the weights.
     trainer = tiny_trainer(tokenizer, output_dir / "run", max_steps=3, model=model, bf16=True)
     keep, states = KeepLocalKeys(trainer), StateAfterEachUpdate(trainer)
-    trainer.add_callback(keep)
     trainer.add_callback(states)
     rank = trainer.args.process_index
     poison_one_update(trainer, rank)
     trainer.train()
-    tensors = {f"key_encoder.{n}": p.contiguous() for n, p in trainer.key_encoder.named_parameters()}
+    xlco = trainer.xlco.state_dict()
+    tensors = {f"xlco.{n}": t.contiguous() for n, t in xlco.items()}
     tensors.update({f"query.{n}": p.clone() for n, p in trainer.model.named_parameters()})
-    tensors["queue"] = trainer.queue.keys.contiguous()
     tensors["local_keys"] = keep.keys.contiguous()
     tensors.update({name: t.contiguous() for name, t in states.tensors.items()})
     save_file(tensors, output_dir / f"rank{rank}.safetensors")
-    meta = {"world_size": trainer.args.world_size, "filled": trainer.queue.filled, "pointer": trainer.queue.pointer}
+    meta = {
+        "world_size": trainer.args.world_size,
+        "filled": int(xlco["queue_filled"]),
+        "pointer": int(xlco["queue_pointer"]),
+    }
     (output_dir / f"rank{rank}.json").write_text(json.dumps(meta))
 
 
