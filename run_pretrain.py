@@ -33,6 +33,7 @@ from infoxlm_cli import (
     ConfigError,
     apply_config_overrides,
     argument_parser,
+    check_sequence_length,
     check_source,
     check_tokenizer_folder,
     check_training_arguments,
@@ -263,13 +264,7 @@ def check_max_steps(training_args) -> None:
 
 def check_model_fits(config: InfoXLMConfig, tokenizer, data_args) -> None:
     """What would otherwise fail at the first training step with an index error."""
-    usable = usable_positions(config)
-    if data_args.max_seq_length > usable:
-        raise ConfigError(
-            f"--max_seq_length {data_args.max_seq_length} is out of range for this model: max_position_embeddings="
-            f"{config.max_position_embeddings} leaves {usable} positions (XLM-R's position ids start after the "
-            f"padding index). Pass --max_seq_length {usable} or less."
-        )
+    check_sequence_length(config, data_args.max_seq_length, "--max_seq_length")
     if len(tokenizer) > config.vocab_size:
         raise ConfigError(
             f"the tokenizer has {len(tokenizer):,} tokens but the model's vocab_size is {config.vocab_size:,}: "
