@@ -15,7 +15,7 @@ import tempfile
 import torch
 from measurement import median_interleaved
 from step_variants import build_variants, shape_line
-from workloads import model_inputs
+from workloads import key_encoder_tensors, model_inputs
 
 from modeling_infoxlm import InfoXLMForPreTraining
 from trainer import xlco_loss
@@ -54,12 +54,12 @@ def masked_logits(ours, batches: list[dict], device: torch.device) -> list[tuple
 def xlco_query_pass(ours, batches: list[dict], device: torch.device) -> list[tuple]:
     """The XLCO query pass stopping at xlco_layer, against a full forward read at that layer's <s> state."""
     trainer, model, raw = ours.trainer, ours.model, ours.trainer.model
-    layer, queue, temperature = raw.config.xlco_layer, trainer.queue.keys, raw.config.xlco_temperature
+    layer, queue, temperature = raw.config.xlco_layer, trainer.xlco.state_dict()["queue"], raw.config.xlco_temperature
 
     def run_xlco(truncated: bool):
         def run(batch):
             xlco = batch["xlco"]
-            keys = trainer.key_encoder(xlco["key_input_ids"], xlco["key_attention_mask"])
+            keys = trainer.xlco(xlco["key_input_ids"], xlco["key_attention_mask"])
             if truncated:
                 vectors = model(
                     xlco_input_ids=xlco["query_input_ids"], xlco_attention_mask=xlco["query_attention_mask"]
@@ -94,7 +94,7 @@ def truncated_key_encoder(ours, batches: list[dict], device: torch.device) -> tu
         def run(batch):
             xlco = batch["xlco"]
             if truncated:
-                trainer.key_encoder(xlco["key_input_ids"], xlco["key_attention_mask"])
+                trainer.xlco(xlco["key_input_ids"], xlco["key_attention_mask"])
             else:
                 with torch.no_grad():
                     hidden = full.roberta(
@@ -104,10 +104,12 @@ def truncated_key_encoder(ours, batches: list[dict], device: torch.device) -> tu
 
         return run
 
+    update = trainer.xlco.enable_step + 1  # past enable_step: the EMA, not the copy that precedes XLCO
+
     def ema(truncated: bool):
         def run(batch):
             if truncated:
-                trainer.key_encoder.update(raw, 0.9999)
+                trainer.xlco.update_key_encoder(raw, update)
             else:
                 with torch.no_grad():
                     torch._foreach_lerp_(full_params, [p.detach() for p in raw.parameters()], 1 - 0.9999)
@@ -121,7 +123,7 @@ def truncated_key_encoder(ours, batches: list[dict], device: torch.device) -> tu
         with_and_without(name, "key-encoder forward", forward_runs, batches, device),
         with_and_without(name, "EMA update", {"with": ema(True), "without": ema(False)}, batches, device),
     ]
-    key_bytes = sum(p.numel() * p.element_size() for p in trainer.key_encoder.parameters())
+    key_bytes = sum(p.numel() * p.element_size() for p in key_encoder_tensors(trainer.xlco).values())
     full_bytes = sum(p.numel() * p.element_size() for p in full_params)
     return rows, key_bytes, full_bytes
 

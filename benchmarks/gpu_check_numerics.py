@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from measurement import GIB, cuda_peak_since, cuda_peak_start, interleaved_seconds
 from transformers import TrainerCallback
-from workloads import data_dir_batches, model_inputs, move, pretraining_dataset, random_infoxlm
+from workloads import data_dir_batches, key_encoder_tensors, model_inputs, move, pretraining_dataset, random_infoxlm
 
-from trainer import InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments, KeyEncoder
+from trainer import XLCO, InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments, MomentumSchedule
 
 PARITY_TOLERANCE = 1e-4  # fp32 CPU vs CUDA, relative
 BF16_TOLERANCE = 0.02  # bf16 autocast vs fp32, relative
@@ -53,16 +53,18 @@ def part_parity(args, tokenizer, results) -> dict:
     device = torch.device(args.device)
     shape = tiny_or(args, "base")
     batch = check_batches(args, tokenizer, 128 if not args.smoke else 64, 4, 1)[0]
-    model = random_infoxlm(tokenizer, shape).eval()  # eval: dropout off, so both sides compute the same thing
-    key_encoder = KeyEncoder(model)
+    # eval: dropout off, so both sides compute the same thing. Only the key encoder of the XLCO state is used: a
+    # queue of 8 keys instead of the config's 131,072 (it holds no weights and enters no output compared here).
+    model = random_infoxlm(tokenizer, shape, xlco_queue_size=8).eval()
+    xlco = XLCO(model, MomentumSchedule.parse("constant,0.999"))  # the momentum is not used here
 
     def outputs(target: torch.device, bf16: bool) -> dict[str, torch.Tensor]:
         model.to(target)
-        key_encoder.to(target)
+        xlco.place(target)
         moved = move(batch, target)
         with torch.no_grad(), torch.autocast(target.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(**model_inputs(moved))
-            keys = key_encoder(moved["xlco"]["key_input_ids"], moved["xlco"]["key_attention_mask"])
+            keys = xlco(moved["xlco"]["key_input_ids"], moved["xlco"]["key_attention_mask"])
         return {
             "mlm_loss": out.mlm_loss.float().cpu(),
             "tlm_loss": out.tlm_loss.float().cpu(),
@@ -100,8 +102,8 @@ class _Snapshots(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         trainer = self.trainer
         state_now = {f"query.{k}": v.detach().clone() for k, v in trainer.model.state_dict().items()}
-        state_now.update({f"key.{k}": v.detach().clone() for k, v in trainer.key_encoder.named_parameters()})
-        state_now["queue"] = trainer.queue.keys.clone()
+        state_now.update({f"key.{k}": v.detach().clone() for k, v in key_encoder_tensors(trainer.xlco).items()})
+        state_now["queue"] = trainer.xlco.state_dict()["queue"].clone()
         for index, moments in enumerate(trainer.optimizer.state.values()):
             for name in ("exp_avg", "exp_avg_sq"):
                 if name in moments:

@@ -43,9 +43,9 @@ from workloads import pretraining_dataset  # noqa: E402
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining  # noqa: E402
 from run_pretrain import DEMO_DIR, demo_arguments  # noqa: E402
 from trainer import InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments  # noqa: E402
+from trainer.checkpoints import save_stream_position  # noqa: E402
 from trainer.data import Corpora, find_parallel_corpora  # noqa: E402
 from trainer.data.hf_sources import HFTextCorpus, HFTranslationCorpus  # noqa: E402
-from trainer.data.stream_position import save_stream_position  # noqa: E402
 
 
 def parse_args():
@@ -175,7 +175,7 @@ def late_checkpoint(trainer, early: Path, late_step: int, replay: bool) -> Path:
         batches = iter(loader)
         for _ in itertools.islice(batches, late_step):
             pass
-        save_stream_position(loader, trainer._position_description(), late, 0)
+        save_stream_position(loader, trainer.position_description(), late, 0)
         del batches
     return late
 

@@ -27,7 +27,7 @@ un-instrumented steps after --warmup_steps. Per-component times come from a sepa
 run on its own between device synchronisations), so they only approximately add up to the real step.
 
 The queue (`xlco_queue_size` of the config, --queue_size) is full while timing: by default it is filled with random
-normal keys through `NegativeQueue.enqueue` (speed does not depend on the keys' values, and prefilling 131,072 keys
+normal keys through `XLCO.load_state_dict` (speed does not depend on the keys' values, and prefilling 131,072 keys
 at base size takes 16,384 key-encoder passes); --queue_fill prefill runs the trainer's real `prefill_queue` instead.
 
 Peak memory is measured in a fresh subprocess per variant (this script with a hidden --memory_probe), so the
@@ -90,7 +90,7 @@ from step_variants import (
     variant_keys,
 )
 from transformers import AutoTokenizer
-from workloads import collate_batches, mlm_tlm_tokens, move
+from workloads import collate_batches, key_encoder_layers, key_encoder_tensors, mlm_tlm_tokens, move
 
 
 def parse_args(argv=None):
@@ -196,7 +196,7 @@ def checks(variant, batch: dict) -> list[str]:
     )
     lines.append(f"attention implementation: {config._attn_implementation}")
     if isinstance(variant, Ours):
-        key_encoder = variant.trainer.key_encoder
+        xlco = variant.trainer.xlco
         above = [layer_calls[i] for i in range(config.xlco_layer + 1, config.num_hidden_layers + 1)]
         below = [layer_calls[i] for i in range(1, config.xlco_layer + 1)]
         stops = set(below) == {3} and set(above) <= {2}  # MLM + TLM + XLCO query below, MLM + TLM above
@@ -206,17 +206,36 @@ def checks(variant, batch: dict) -> list[str]:
             f"(XLCO query pass stops at xlco_layer: {'yes' if stops else 'NO'})"
         )
         lines.append(
-            f"key encoder: {len(key_encoder.roberta.encoder.layer)} layers (xlco_layer {key_encoder.xlco_layer}), "
-            f"{sum(p.numel() for p in key_encoder.parameters()):,} parameters vs "
+            f"key encoder: {key_encoder_layers(xlco)} layers (xlco_layer {xlco.describe()['xlco_layer']}), "
+            f"{sum(t.numel() for t in key_encoder_tensors(xlco).values()):,} parameters vs "
             f"{sum(p.numel() for p in model.parameters()):,} in the query model; attention "
-            f"{key_encoder.roberta.config._attn_implementation}"
+            f"{key_encoder_attention(xlco, batch)}"
         )
         lines.append(f"EMA: torch._foreach_lerp_ calls per step: {len(lerp_calls)} (over {sum(lerp_calls)} tensors)")
-        lines.append(f"queue: {variant.trainer.queue.size:,} keys, full: {variant.trainer.queue.is_full}")
+        lines.append(f"queue: {xlco.queue_size:,} keys, full: {xlco.fill_fraction >= 1}")
     sites = ", ".join(f"{site} x{n}" for site, n in sorted(syncs.items())) or "none"
     lines.append(f"host syncs per step: {sum(syncs.values())} ({sites})")
     variant.host_syncs = sum(syncs.values())
     return [f"{variant.name}: {line}" for line in lines]
+
+
+def key_encoder_attention(xlco, batch: dict) -> str:
+    """ "sdpa" when one key-encoder pass on the batch's keys calls torch's scaled_dot_product_attention once per key
+    layer (what transformers' SDPA attention does), else what it called: read from the calls, since the key encoder
+    itself is XLCO's own."""
+    original, calls = torch.nn.functional.scaled_dot_product_attention, []
+
+    def counting_sdpa(*a, **k):
+        calls.append(1)
+        return original(*a, **k)
+
+    torch.nn.functional.scaled_dot_product_attention = counting_sdpa
+    try:
+        xlco(batch["xlco"]["key_input_ids"], batch["xlco"]["key_attention_mask"])
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = original
+    layers = key_encoder_layers(xlco)
+    return "sdpa" if len(calls) == layers else f"not sdpa ({len(calls)} SDPA calls in {layers} layers)"
 
 
 def profile_steps(args, tokenizer, batches: list[dict], device: torch.device, rows: int = 15) -> None:
@@ -338,7 +357,7 @@ def print_real_steps(args, variants, times, timed_batches, peaks, peak_flops, sh
         )
         if sheet:
             line += f" {100 * achieved / sheet:.1f}% |"
-        key = "baseline" if isinstance(variant, Baseline) else f"ours:{variant.trainer.queue.size}"
+        key = "baseline" if isinstance(variant, Baseline) else f"ours:{variant.trainer.xlco.queue_size}"
         if peaks:
             line += f" {peaks[key] / GIB:.2f} |"
         print(line)

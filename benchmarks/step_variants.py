@@ -21,7 +21,7 @@ from workloads import (
 )
 
 from modeling_infoxlm import InfoXLMConfig, InfoXLMForPreTraining
-from trainer import InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments, xlco_loss
+from trainer import InfoXLMDataCollator, InfoXLMTrainer, InfoXLMTrainingArguments
 
 
 def add_step_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,7 +159,7 @@ class Baseline:
 
 class Ours:
     """InfoXLMForPreTraining under InfoXLMTrainer: one {mlm, tlm, xlco} batch per update, XLCO queue full (random
-    keys, or --queue_fill prefill: the trainer's own `prefill_queue`)."""
+    keys written through `XLCO.load_state_dict`, or --queue_fill prefill: the trainer's own `prefill_queue`)."""
 
     def __init__(self, args, tokenizer, output_dir: str, queue_size: int, share_with: "Ours | None" = None):
         self.name = f"ours, queue {queue_size:,}" if args.queue_sizes else "ours"
@@ -182,15 +182,22 @@ class Ours:
         )
         self.model = prepare(self.trainer, share_with.trainer if share_with else None)
         self.trainer.current_gradient_accumulation_steps = 1
-        self.trainer.place_xlco_state()  # what `train()` does first: key encoder and queue on the model's device
-        queue = self.trainer.queue
+        xlco = self.trainer.xlco
+        xlco.place(self.trainer.args.device)  # what `train()` does first: key encoder and queue on the model's device
         start = time.perf_counter()
         if args.queue_fill == "prefill":
             self.trainer.prefill_queue()
-        else:
-            queue.enqueue(torch.randn(queue.size, queue.keys.shape[1], device=queue.keys.device))
+        else:  # random normal keys in every slot, the queue full: what the fill leaves, without its passes
+            state = xlco.state_dict()
+            queue = state["queue"]
+            state.update(
+                queue=torch.randn(queue.shape, device=queue.device),
+                queue_pointer=torch.tensor(0),
+                queue_filled=torch.tensor(xlco.queue_size),
+            )
+            xlco.load_state_dict(state)
         self.fill_seconds = time.perf_counter() - start
-        assert queue.is_full and self.trainer.xlco_active(1)
+        assert xlco.fill_fraction >= 1 and xlco.is_active(1)
 
     def micro_batches(self, batch: dict) -> list[tuple[dict, object]]:
         # As the Trainer loop fetches them: one micro-batch and the update's sample size (reference normalisation).
@@ -209,24 +216,18 @@ class Ours:
             watch.lap(f"{objective} forward")
             trainer.accelerator.backward(getattr(out, f"{objective}_loss"))
             watch.lap(f"{objective} backward")
-        keys = trainer.key_encoder(xlco["key_input_ids"], xlco["key_attention_mask"])
+        # Remembered by XLCO for the enqueue after the update, as in the trainer's `compute_loss`.
+        keys = trainer.xlco.training_keys(xlco["key_input_ids"], xlco["key_attention_mask"])
         watch.lap("key encoder forward")
         queries = model(xlco_input_ids=xlco["query_input_ids"], xlco_attention_mask=xlco["query_attention_mask"])
-        loss, _ = xlco_loss(
-            queries.sentence_vectors,
-            keys,
-            trainer.queue.keys,
-            self.config.xlco_temperature,
-            normalize=trainer.args.xlco_normalize,
-            in_batch_negatives=trainer.args.xlco_in_batch_negatives,
-        )
+        loss, _, _ = trainer.xlco.loss(queries.sentence_vectors, keys)
         watch.lap("xlco query forward + loss")
         trainer.accelerator.backward(loss)
         watch.lap("xlco backward")
-        timed_update(trainer, model, watch, xlco_keys=keys)
+        timed_update(trainer, model, watch, xlco=True)
 
     def flops(self, batch: dict) -> int:
-        return infoxlm_step_flops(self.config, batch, self.trainer.queue.size)
+        return infoxlm_step_flops(self.config, batch, self.trainer.xlco.queue_size)
 
     def tokens(self, batch: dict) -> int:
         xlco = batch["xlco"]
@@ -270,31 +271,26 @@ def optimizer_update(trainer: Trainer, model: torch.nn.Module) -> None:
     trainer.state.global_step += 1
 
 
-def xlco_after_update_in_laps(trainer: InfoXLMTrainer, keys: torch.Tensor, watch: Stopwatch) -> None:
-    """InfoXLMTrainer's after-update hook re-done in two laps, EMA then enqueue, with `keys` as the step's keys.
-    The only code outside trainer/ that writes the trainer's private `_pending_keys` or re-implements that hook:
-    one function, so that moving it onto a public XLCO API is one edit."""
-    trainer._pending_keys = [keys.float()]
+def xlco_after_update_in_laps(trainer: InfoXLMTrainer, watch: Stopwatch) -> None:
+    """`XLCO.after_update` re-done in two laps, EMA then enqueue of the keys `XLCO.training_keys` remembered (its
+    once-per-queue-turnover key drift left out). The only code outside trainer/ that re-does that hook."""
     update = trainer.state.global_step + 1
-    trainer.key_encoder.update(trainer.model, trainer.momentum(update))
+    trainer.xlco.update_key_encoder(trainer.model, update)
     watch.lap("EMA (key encoder)")
-    pending, trainer._pending_keys = trainer._pending_keys, []
-    trainer.queue.enqueue(trainer.accelerator.gather(torch.cat(pending)))
+    trainer.xlco.enqueue_pending(trainer.accelerator.gather)
     watch.lap("enqueue")
 
 
-def timed_update(
-    trainer: Trainer, model: torch.nn.Module, watch: Stopwatch, xlco_keys: torch.Tensor | None = None
-) -> None:
-    """`optimizer_update` in laps; with `xlco_keys`, InfoXLMTrainer's after-step hook split into its two parts."""
+def timed_update(trainer: Trainer, model: torch.nn.Module, watch: Stopwatch, xlco: bool = False) -> None:
+    """`optimizer_update` in laps; with `xlco`, InfoXLMTrainer's after-step hook split into its two parts."""
     watch.start()
     if trainer.args.max_grad_norm > 0:
         trainer._clip_grad_norm(model)
     watch.lap("grad clip")
     trainer.optimizer.step()
     watch.lap("AdamW step")
-    if xlco_keys is not None:
-        xlco_after_update_in_laps(trainer, xlco_keys, watch)
+    if xlco:
+        xlco_after_update_in_laps(trainer, watch)
     trainer.lr_scheduler.step()
     model.zero_grad()
     trainer.state.global_step += 1

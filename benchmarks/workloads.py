@@ -129,6 +129,24 @@ def random_infoxlm(tokenizer, shape: str, **overrides) -> InfoXLMForPreTraining:
     return InfoXLMForPreTraining(InfoXLMConfig(**{**config_fields(tokenizer, **SHAPES[shape]), **overrides}))
 
 
+def key_encoder_tensors(xlco) -> dict[str, torch.Tensor]:
+    """The key encoder's tensors by the query model's names, from XLCO's public `state_dict()` (`key_encoder.<name>`):
+    they share storage with the key encoder, so timing an op on them or reading them sees the real key encoder."""
+    prefix = "key_encoder."
+    return {name[len(prefix) :]: tensor for name, tensor in xlco.state_dict().items() if name.startswith(prefix)}
+
+
+def query_tensors(model: torch.nn.Module, names) -> list[torch.Tensor]:
+    """The query model's tensors of `names` (tied ones included, as the key encoder tracks them), detached."""
+    params = dict(model.named_parameters(remove_duplicate=False))
+    return [params[name].detach() for name in names]
+
+
+def key_encoder_layers(xlco) -> int:
+    """How many encoder layers the key encoder holds, counted from its state's names."""
+    return len({name.split(".")[3] for name in key_encoder_tensors(xlco) if name.startswith("roberta.encoder.layer.")})
+
+
 # ------------------------------------------------------------------------------------------------ model FLOPs
 
 
