@@ -258,10 +258,16 @@ def build_variants(args, tokenizer, output_dir: str, only: str | None = None) ->
 # ------------------------------------------------------------------------------------------------ steps
 
 
+def clip_gradients(trainer: Trainer, model: torch.nn.Module) -> None:
+    """The Trainer's gradient clipping on one process without model parallelism: accelerate's `clip_grad_norm_`
+    (what `Trainer._clip_grad_norm` calls there; that method is private)."""
+    if trainer.args.max_grad_norm > 0:
+        trainer.accelerator.clip_grad_norm_(model.parameters(), trainer.args.max_grad_norm)
+
+
 def optimizer_update(trainer: Trainer, model: torch.nn.Module) -> None:
     """The Trainer loop's optimizer update (`_run_epoch`, once the last micro-batch is through)."""
-    if trainer.args.max_grad_norm > 0:
-        trainer._clip_grad_norm(model)
+    clip_gradients(trainer, model)
     trainer.control = trainer.callback_handler.on_pre_optimizer_step(trainer.args, trainer.state, trainer.control)
     trainer.optimizer.step()
     # InfoXLMTrainer's _AfterOptimizerStep: key-encoder EMA and enqueue of the step's keys.
@@ -284,8 +290,7 @@ def xlco_after_update_in_laps(trainer: InfoXLMTrainer, watch: Stopwatch) -> None
 def timed_update(trainer: Trainer, model: torch.nn.Module, watch: Stopwatch, xlco: bool = False) -> None:
     """`optimizer_update` in laps; with `xlco`, InfoXLMTrainer's after-step hook split into its two parts."""
     watch.start()
-    if trainer.args.max_grad_norm > 0:
-        trainer._clip_grad_norm(model)
+    clip_gradients(trainer, model)
     watch.lap("grad clip")
     trainer.optimizer.step()
     watch.lap("AdamW step")
