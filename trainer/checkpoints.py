@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .data import DATA_STATE_VERSION, DataError, data_state_differences, data_state_version_error
-from .output_folder import STAGING_PREFIX, write_files_atomically
+from .output_folder import STAGING_PREFIX, replace_path, write_files_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +81,9 @@ def staged_checkpoint(checkpoint: Path, writes: bool, wait_for_everyone: Callabl
 
 
 def publish(staging: Path, checkpoint: Path) -> None:
-    """Renames the complete `staging` folder to `checkpoint`, replacing an older folder of that name."""
-    if checkpoint.exists():
-        # A rename cannot replace a non-empty folder: move the old one aside first, so that `checkpoint` is at
-        # every moment either the old complete folder or the new complete one.
-        replaced = checkpoint.with_name(f"{STAGING_PREFIX}{checkpoint.name}.replaced")
-        if replaced.exists():
-            shutil.rmtree(replaced)
-        os.rename(checkpoint, replaced)
-        os.rename(staging, checkpoint)
-        shutil.rmtree(replaced)
-    else:
-        os.rename(staging, checkpoint)
+    """Renames the complete `staging` folder to `checkpoint`, replacing an older folder of that name (moved aside
+    to `tmp-checkpoint-N.replaced` meanwhile, which resuming and rotation never take for a checkpoint)."""
+    replace_path(staging, checkpoint, aside=checkpoint.with_name(f"{STAGING_PREFIX}{checkpoint.name}.replaced"))
 
 
 def step_of(checkpoint: str | os.PathLike) -> int | None:

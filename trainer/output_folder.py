@@ -172,7 +172,7 @@ def write_files_atomically(writers: dict[str | os.PathLike, Callable[[str], obje
         try:
             _remove(temporary)  # left by an interrupted write: a folder would keep files the new write does not make
             write(temporary)
-            _replace(temporary, path)
+            replace_path(temporary, path)
         finally:
             _remove(temporary)
         written.append(path)
@@ -186,17 +186,20 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def _replace(temporary: str, path: str) -> None:
-    """os.replace, which puts a folder over an empty folder only: a previous folder is moved aside first, put back
-    if the new one cannot take its place, and deleted once it has."""
-    if not (os.path.isdir(temporary) and os.path.isdir(path) and not os.path.islink(path)):
-        os.replace(temporary, path)
+def replace_path(new: str | os.PathLike, path: str | os.PathLike, aside: str | os.PathLike | None = None) -> None:
+    """Renames `new` to `path`. os.replace puts a folder over an empty folder only: a previous folder at `path` is
+    moved aside first (to `aside`, by default `<path>.previous.tmp`, a name every script's output-folder check knows
+    as a leftover), put back if the new one cannot take its place, and deleted once it has. At every moment `path`
+    is the old complete folder or the new complete one."""
+    new, path = os.fspath(new), os.fspath(path)
+    if not (os.path.isdir(new) and os.path.isdir(path) and not os.path.islink(path)):
+        os.replace(new, path)
         return
-    previous = f"{path}.previous{TEMPORARY_SUFFIX}"
+    previous = os.fspath(aside) if aside is not None else f"{path}.previous{TEMPORARY_SUFFIX}"
     _remove(previous)
     os.replace(path, previous)
     try:
-        os.replace(temporary, path)
+        os.replace(new, path)
     except OSError:
         os.replace(previous, path)
         raise
