@@ -178,7 +178,7 @@ def demo_arguments(demo_dir: Path = DEMO_DIR) -> list[str]:
         "--xlco_layer", "2", "--xlco_queue_size", "1024", "--xlco_momentum", "constant,0.99",
         "--xlco_in_batch_negatives", "true",
         # From scratch at batch 32, the reference weighting gives XLCO's 32 sentences about 7% of the objective
-        # against ~400 masked tokens: measured, held-out retrieval then falls (18.3% -> 13.9% in 1,000 updates) while
+        # against ~400 masked tokens: measured, held-out retrieval then falls (18.6% -> 12.6% in 1,000 updates) while
         # MLM reshapes the embeddings. Each objective's mean, added 1:1:1, lets the demo show XLCO at work.
         "--loss_normalization", "mean",
         "--tokenizer_name", str(tokenizer_dir),
