@@ -347,7 +347,6 @@ def run_report(log_history: list[dict], output_dir: str, demo: bool, positions: 
 
 
 def setup_logging(training_args) -> None:
-    training_args.dataloader_pin_memory &= has_accelerator()  # pinned memory serves GPU copies only; on CPU it warns
     # torchdata's StatefulDataLoader calls `torch.set_vital`, deprecated in torch 2.13: nothing a user can act on.
     warnings.filterwarnings("ignore", message="'set_vital' is deprecated", category=UserWarning)
     logging.basicConfig(
